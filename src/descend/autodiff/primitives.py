@@ -1,0 +1,267 @@
+"""The table of primitives: each operation's forward and its vector-Jacobian product, side by side.
+
+Every differentiable operation in descend is one row of :data:`PRIMITIVES`. A row holds
+
+* ``forward(*inputs, **params) -> ans``: plain NumPy on arrays;
+* ``vjp(g, ans, needs, *inputs, **params) -> tuple``: given the gradient ``g`` of the final scalar
+  with respect to ``ans`` (same shape as ``ans``), the gradient with respect to each input.
+  ``needs[i]`` says whether input ``i`` wants a gradient; where it does not, the vjp may return
+  ``None`` for it and skip the work (the first layer's ``dC/dX`` is never computed in training).
+
+The vjps only read their arguments and may return ``g`` itself (no copy), so one gradient array
+can be shared by two inputs; :mod:`descend.autodiff.backward` copies before anything could write
+to it.
+Broadcasting is undone in one place, :func:`unbroadcast`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Primitive:
+    """One differentiable operation: its name, its forward function and its vjp."""
+
+    name: str
+    forward: Callable[..., np.ndarray]
+    vjp: Callable[..., tuple]
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving an array of ``shape``.
+
+    Parameters
+    ----------
+    g : ndarray
+        Gradient with respect to a broadcast result.
+    shape : tuple of int
+        Shape of the input before broadcasting.
+
+    Returns
+    -------
+    ndarray of shape ``shape``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unbroadcast(np.ones((4, 3)), (3,))
+    array([4., 4., 4.])
+    >>> unbroadcast(np.ones((4, 3)), (4, 1)).shape
+    (4, 1)
+    """
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g.reshape(shape)
+
+
+def _shape(x) -> tuple[int, ...]:
+    return np.shape(x)
+
+
+def _expand_reduced(g: np.ndarray, shape: tuple[int, ...], axis, keepdims: bool) -> np.ndarray:
+    """Give ``g`` (the gradient of a reduction over ``axis``) back the reduced axes as size 1."""
+    if axis is None or keepdims:
+        return g.reshape([1] * len(shape)) if axis is None and not keepdims else g
+    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    axes = tuple(a % len(shape) for a in axes)
+    return np.expand_dims(g, axes)
+
+
+# --- the vjps that need more than one line ------------------------------------------------------
+
+
+def _matmul_vjp(g, ans, needs, x, y):
+    # Promote 1-D operands to matrices as np.matmul does, so one formula covers every case.
+    x2 = x[None, :] if x.ndim == 1 else x
+    y2 = y[:, None] if y.ndim == 1 else y
+    g2 = g
+    if x.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if y.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    dx = dy = None
+    if needs[0]:
+        dx = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
+    if needs[1]:
+        dy = unbroadcast(np.swapaxes(x2, -1, -2) @ g2, y2.shape).reshape(y.shape)
+    return dx, dy
+
+
+def _linear_vjp(g, ans, needs, x, w, b):
+    # z = x @ W + b  ->  dC/dx = g W^T,  dC/dW = x^T g,  dC/db = sum of g over the samples.
+    # np.dot goes straight to BLAS gemm; np.matmul takes a slow path for the rank-1 case (batch 1).
+    dx = np.dot(g, w.T) if needs[0] else None
+    dw = np.dot(x.T, g) if needs[1] else None
+    db = g.sum(axis=0) if needs[2] else None
+    return dx, dw, db
+
+
+def _max_vjp(g, ans, needs, x, axis=None, keepdims=False):
+    # The gradient goes to the maximal entries, split evenly between ties.
+    g = _expand_reduced(g, x.shape, axis, keepdims)
+    a = _expand_reduced(ans, x.shape, axis, keepdims)
+    mask = x == a
+    return (g * mask / mask.sum(axis=axis, keepdims=True),)
+
+
+def _getitem_vjp(g, ans, needs, x, index=None):
+    dx = np.zeros(x.shape, dtype=np.result_type(x.dtype, g.dtype))
+    # np.add.at handles repeated integer indices (each occurrence adds its share).
+    np.add.at(dx, index, g)
+    return (dx,)
+
+
+def _concatenate_vjp(g, ans, needs, *xs, axis=0):
+    ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    return tuple(np.split(g, ends, axis=axis))
+
+
+def _power_vjp(g, ans, needs, x, y):
+    dx = dy = None
+    if needs[0]:
+        dx = unbroadcast(g * y * np.power(x, np.subtract(y, 1)), _shape(x))
+    if needs[1]:
+        # d(x^y)/dy = x^y log x, taken as 0 where x <= 0 (where the real power is not smooth in y).
+        safe_log = np.log(np.where(x > 0, x, 1))
+        dy = unbroadcast(g * ans * safe_log, _shape(y))
+    return dx, dy
+
+
+def _stable_sigmoid(x):
+    # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: exp never overflows.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _log_softmax(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _labels_to_onehot(target, n_classes, dtype):
+    onehot = np.zeros((target.shape[0], n_classes), dtype=dtype)
+    onehot[np.arange(target.shape[0]), target] = 1
+    return onehot
+
+
+def _softmax_cross_entropy(z, target=None):
+    # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
+    logp = _log_softmax(z, axis=-1)
+    if target.ndim == 1:  # integer labels
+        return -logp[np.arange(z.shape[0]), target].mean()
+    return -(target * logp).sum() / z.shape[0]
+
+
+def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None):
+    # The fused gradient: dC/dz = (softmax(z) - y) / n.
+    p = _softmax(z, axis=-1)
+    if target.ndim == 1:
+        p[np.arange(z.shape[0]), target] -= 1
+    else:
+        p -= target
+    p *= g / z.shape[0]
+    return (p,)
+
+
+def _sigmoid_binary_cross_entropy(z, target=None):
+    # C = mean(max(z, 0) - z y + log(1 + e^-|z|)), the stable form of -y log s - (1-y) log(1-s).
+    return (np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))).mean()
+
+
+def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None):
+    # The fused gradient: dC/dz = (sigmoid(z) - y) / N over all N entries.
+    return ((_stable_sigmoid(z) - target) * (g / z.size),)
+
+
+def _inverse_axes(axes):
+    return None if axes is None else tuple(np.argsort(axes))
+
+
+def _inside(x, low, high):
+    # The clip gradient passes where x lies inside [low, high], the bounds included.
+    low = -np.inf if low is None else low
+    high = np.inf if high is None else high
+    return (x >= low) & (x <= high)
+
+
+def _ub2(gx, gy, x, y):
+    return unbroadcast(gx, _shape(x)), unbroadcast(gy, _shape(y))
+
+
+# --- the table ------------------------------------------------------------------------------------
+# forward                                              vjp(g, ans, needs, *inputs, **params)
+
+_TABLE = [
+    ("add", np.add, lambda g, ans, n, x, y: _ub2(g, g, x, y)),
+    ("subtract", np.subtract, lambda g, ans, n, x, y: _ub2(g, -g, x, y)),
+    ("multiply", np.multiply, lambda g, ans, n, x, y: _ub2(g * y, g * x, x, y)),
+    ("divide", np.divide, lambda g, ans, n, x, y: _ub2(g / y, -g * ans / y, x, y)),
+    ("power", np.power, _power_vjp),
+    ("negative", np.negative, lambda g, ans, n, x: (-g,)),
+    ("matmul", np.matmul, _matmul_vjp),
+    ("linear", lambda x, w, b: np.dot(x, w) + b, _linear_vjp),
+    ("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+     lambda g, ans, n, x, axis=None, keepdims=False:
+        (np.broadcast_to(_expand_reduced(g, x.shape, axis, keepdims), x.shape),)),
+    ("mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+     lambda g, ans, n, x, axis=None, keepdims=False:
+        (np.broadcast_to(_expand_reduced(g, x.shape, axis, keepdims) * (ans.size / x.size),
+                         x.shape),)),
+    ("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+     _max_vjp),
+    ("reshape", lambda x, shape=None: np.reshape(x, shape),
+     lambda g, ans, n, x, shape=None: (np.reshape(g, x.shape),)),
+    ("transpose", lambda x, axes=None: np.transpose(x, axes),
+     lambda g, ans, n, x, axes=None: (np.transpose(g, _inverse_axes(axes)),)),
+    ("getitem", lambda x, index=None: x[index], _getitem_vjp),
+    ("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), _concatenate_vjp),
+    ("where", lambda c, x, y: np.where(c, x, y),
+     lambda g, ans, n, c, x, y: (None, *_ub2(np.where(c, g, 0), np.where(c, 0, g), x, y))),
+    ("exp", np.exp, lambda g, ans, n, x: (g * ans,)),
+    ("log", np.log, lambda g, ans, n, x: (g / x,)),
+    ("sqrt", np.sqrt, lambda g, ans, n, x: (g * 0.5 / ans,)),
+    ("abs", np.abs, lambda g, ans, n, x: (g * np.sign(x),)),
+    ("clip", lambda x, low=None, high=None: np.clip(x, low, high),
+     lambda g, ans, n, x, low=None, high=None: (g * _inside(x, low, high),)),
+    # Activations. ReLU has its own vjp: the gradient is 0 at exactly 0, never one half.
+    ("relu", lambda x: np.maximum(x, 0), lambda g, ans, n, x: (g * (x > 0),)),
+    ("leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
+     lambda g, ans, n, x, negative_slope=0.01: (np.where(x > 0, g, g * negative_slope),)),
+    ("sigmoid", _stable_sigmoid, lambda g, ans, n, x: (g * ans * (1 - ans),)),
+    ("tanh", np.tanh, lambda g, ans, n, x: (g * (1 - ans * ans),)),
+    ("softmax", _softmax,
+     lambda g, ans, n, x, axis=-1: (ans * (g - (g * ans).sum(axis=axis, keepdims=True)),)),
+    ("log_softmax", _log_softmax,
+     lambda g, ans, n, x, axis=-1: (g - np.exp(ans) * g.sum(axis=axis, keepdims=True),)),
+    # Fused cost functions: an output activation and its cross-entropy, gradient (p - y).
+    ("softmax_cross_entropy", _softmax_cross_entropy, _softmax_cross_entropy_vjp),
+    ("sigmoid_binary_cross_entropy", _sigmoid_binary_cross_entropy,
+     _sigmoid_binary_cross_entropy_vjp),
+]  # fmt: skip
+
+PRIMITIVES: dict[str, Primitive] = {name: Primitive(name, f, v) for name, f, v in _TABLE}
+"""Every primitive by name."""
+
+stable_sigmoid = _stable_sigmoid
+softmax_array = _softmax
+log_softmax_array = _log_softmax
+labels_to_onehot = _labels_to_onehot

@@ -1,0 +1,236 @@
+"""Batching: how much data one gradient-descent step sees.
+
+The three textbook variants of gradient descent differ only in the batch size:
+
+=====================  ==============  ===============================================
+variant                ``batch_size``  updates per epoch
+=====================  ==============  ===============================================
+batch GD               ``"full"``      1, computed from all ``n_samples`` samples
+stochastic GD (SGD)    ``1``           ``n_samples``, one sample each
+mini-batch GD          ``k``           ``ceil(n_samples / k)`` (``floor`` with ``drop_last``)
+=====================  ==============  ===============================================
+
+An epoch is one pass over the data. When shuffling, one permutation of the row indices is drawn
+at the start of each epoch and each batch is ``X[idx]`` for its slice of that permutation, so
+only the rows of one batch are copied at a time, never the whole data set. This is also what
+makes memory-mapped ``.npy`` files work: only the rows of the current batch are read.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from descend.data.validation import _check_bool, as_generator, check_X_y
+
+__all__ = ["Batches", "batches"]
+
+Batch = tuple[np.ndarray, np.ndarray | None]
+
+
+class Batches:
+    """A re-iterable sequence of batches; each ``iter()`` is one epoch.
+
+    Build it with :func:`batches`, which documents the parameters.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The inputs, not copied (a memory map is held as a view of the file, not read).
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs), or None
+        The targets, not copied.
+    n_samples : int
+        Number of rows of `X`.
+    batch_size : int
+        Resolved batch size: ``n_samples`` for ``"full"``.
+    shuffle : bool
+        Whether each epoch draws a new permutation (never done for a full batch).
+    drop_last : bool
+        Whether a last, smaller batch is skipped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from descend.data import Batches
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> b = Batches(X, batch_size=2, shuffle=False)
+    >>> len(b), b.variant
+    (3, 'mini-batch')
+    >>> [xb.shape[0] for xb, _ in b]
+    [2, 2, 1]
+    """
+
+    def __init__(
+        self,
+        X: ArrayLike,
+        y: ArrayLike | None = None,
+        batch_size: int | Literal["full"] = "full",
+        shuffle: bool = True,
+        seed: int | np.random.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        # No NaN scan: that reads every value, which fit does once and a memmap must not do.
+        self.X, self.y = check_X_y(X, y, finite=False)
+        self.n_samples = len(self.X)
+        self.batch_size = _resolve_batch_size(batch_size, self.n_samples)
+        self.shuffle = _check_bool(shuffle, "shuffle")
+        self.drop_last = _check_bool(drop_last, "drop_last")
+        self._rng = as_generator(seed)
+
+    @property
+    def variant(self) -> str:
+        """Which gradient-descent variant this batching gives.
+
+        ``"batch"`` (all samples per step), ``"stochastic"`` (one sample per step) or
+        ``"mini-batch"``. With a single sample, batch and stochastic coincide; ``"batch"`` wins.
+        """
+        if self.batch_size == self.n_samples:
+            return "batch"
+        return "stochastic" if self.batch_size == 1 else "mini-batch"
+
+    def __len__(self) -> int:
+        """Number of updates (batches) per epoch."""
+        if self.drop_last:
+            return self.n_samples // self.batch_size
+        return -(-self.n_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.batch_size == self.n_samples:
+            # A full batch is the data itself: permuting it would only change the summation
+            # order inside the loss, so it is neither shuffled nor copied.
+            return iter(((self.X, self.y),))
+        # Drawn here, not lazily in the generator, so that every iter() call is one epoch.
+        order = self._rng.permutation(self.n_samples) if self.shuffle else None
+        return self._epoch(order)
+
+    def _epoch(self, order: np.ndarray | None) -> Iterator[Batch]:
+        X, y, k = self.X, self.y, self.batch_size
+        for start in range(0, len(self) * k, k):
+            rows = slice(start, start + k) if order is None else order[start : start + k]
+            yield X[rows], None if y is None else y[rows]
+
+    def __repr__(self) -> str:
+        return (
+            f"Batches(n_samples={self.n_samples}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}, n_batches={len(self)}, "
+            f"variant={self.variant!r})"
+        )
+
+
+def batches(
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    batch_size: int | Literal["full"] = "full",
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Batches:
+    """Split the data into batches, one gradient-descent update each; iterate once per epoch.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Inputs. Not copied: an ndarray or a memory-mapped ``.npy`` file
+        (``np.load(path, mmap_mode="r")``) is indexed in place, one batch at a time.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs), optional
+        Targets, batched with the same rows as `X`. When None, batches are ``(X_batch, None)``.
+    batch_size : "full" or int, default="full"
+        ``"full"``: batch gradient descent, one update per epoch from all samples.
+        ``1``: stochastic gradient descent, one sample per update.
+        ``k``: mini-batch gradient descent, ``k`` samples per update. ``k == n_samples`` is
+        treated as ``"full"``.
+    shuffle : bool, default=True
+        Draw a new permutation of the rows at the start of every epoch. A full batch is never
+        shuffled: its gradient is the same sum in another order.
+    seed : None, int or numpy.random.Generator, default=None
+        Source of the permutations. One generator is held for the life of the object, so the
+        same seed reproduces the whole sequence of epochs while successive epochs differ. A
+        Generator is used as is (not copied).
+    drop_last : bool, default=False
+        Skip the last batch when it is smaller than `batch_size`.
+
+    Returns
+    -------
+    Batches
+        Re-iterable: each ``for X_batch, y_batch in b`` is one epoch. ``len(b)`` is the number
+        of updates per epoch. Each ``X_batch`` has shape ``(m, n_features)`` with
+        ``m <= batch_size``, also for ``batch_size=1`` (never 1-D). A full batch yields `X`
+        and `y` themselves; unshuffled mini-batches are views (slices); shuffled ones are
+        copies of just their rows.
+
+    Raises
+    ------
+    TypeError
+        If `batch_size` is not "full" or an int (bools and floats are refused), if `shuffle` or
+        `drop_last` is not a bool, if `seed` is of the wrong type, or if `X`/`y` do not hold
+        numbers.
+    ValueError
+        If `X` is empty or not 2-D, `X` and `y` differ in length, or `batch_size` is not
+        positive or exceeds the number of samples.
+
+    Notes
+    -----
+    The values are not checked for NaN or inf here (that would read a memory map whole);
+    training checks them once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from descend.data import batches
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> y = np.arange(10)
+    >>> b = batches(X, y, batch_size=4, seed=0)
+    >>> len(b)
+    3
+    >>> [len(yb) for _, yb in b]
+    [4, 4, 2]
+    >>> sorted(np.concatenate([yb for _, yb in b]).tolist()) == list(range(10))
+    True
+    >>> len(batches(X, y, batch_size=4, drop_last=True))
+    2
+    >>> xb, yb = next(iter(batches(X, y, batch_size=1, seed=0)))
+    >>> xb.shape, yb.shape
+    ((1, 2), (1,))
+    """
+    return Batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+
+def _resolve_batch_size(batch_size: object, n_samples: int) -> int:
+    if isinstance(batch_size, str):
+        if batch_size == "full":
+            return n_samples
+        raise ValueError(
+            f"batch_size must be 'full' or a positive int, got {batch_size!r}; use 'full' for "
+            f"batch gradient descent, 1 for stochastic, or k for mini-batches of k samples"
+        )
+    if isinstance(batch_size, bool | np.bool_) or not isinstance(batch_size, numbers.Integral):
+        hint = f"; use batch_size={int(batch_size)}" if _is_whole_float(batch_size) else ""
+        raise TypeError(
+            f"batch_size must be 'full' or a positive int, got {type(batch_size).__name__} "
+            f"{batch_size!r}{hint}"
+        )
+    batch_size = int(batch_size)
+    if batch_size <= 0:
+        raise ValueError(
+            f"batch_size must be a positive int, got {batch_size}; use 1 for stochastic "
+            f"gradient descent or 'full' for batch gradient descent"
+        )
+    if batch_size > n_samples:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the number of samples ({n_samples}); use "
+            f"batch_size='full' to train on all {n_samples} samples at once, or a smaller int"
+        )
+    return batch_size
+
+
+def _is_whole_float(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | np.bool_)
+        and float(value).is_integer()
+        and value > 0
+    )

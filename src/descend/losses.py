@@ -1,0 +1,301 @@
+"""Cost functions: how wrong the predictions are, as one number to minimise.
+
+Every cost takes ``(pred, target, from_logits=False)`` and returns a one-element
+:class:`~descend.Tensor` (the mean over samples), so ``cost.backward()`` gives its partial
+derivatives. ``pred`` holds probabilities, or raw scores (logits) with ``from_logits=True``.
+
+When ``pred`` comes straight from a softmax (or sigmoid) and the cost is its cross-entropy, descend
+computes the cost from the logits behind it, in one fused node whose gradient is ``(p - y) / n``:
+exact, and finite for any logits (``log`` of a probability that rounded to 0 never happens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from descend.autodiff import ops
+from descend.autodiff.primitives import PRIMITIVES
+from descend.autodiff.tensor import Tensor, apply
+
+__all__ = [
+    "LOSSES", "binary_cross_entropy", "categorical_cross_entropy", "get", "is_classification",
+    "log_loss", "mse",
+]  # fmt: skip
+
+
+def _as_tensor(pred) -> Tensor:
+    if isinstance(pred, Tensor):
+        return pred
+    array = np.asarray(pred)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    return Tensor(array)
+
+
+def _target_array(target) -> np.ndarray:
+    return np.asarray(target.data if isinstance(target, Tensor) else target)
+
+
+def _check_finite_target(t: np.ndarray) -> None:
+    if t.dtype.kind == "f" and not np.isfinite(t).all():
+        raise ValueError(
+            "target contains NaN or infinite values; remove or impute those rows before training"
+        )
+
+
+def _fusable_input(pred: Tensor, op: str):
+    """The logits behind ``pred`` when ``pred`` is the output of ``op`` (softmax/sigmoid)."""
+    if pred.op != op:
+        return None
+    if op == "softmax" and pred._params.get("axis", -1) not in (-1, pred.ndim - 1):
+        return None
+    parent = pred._parents[0]
+    return parent if parent is not None else pred._inputs[0]
+
+
+def _match_column(t: np.ndarray, pred: Tensor, arg: str = "target") -> np.ndarray:
+    """Let a 1-D target of n values go with predictions of shape (n, 1)."""
+    if t.shape == pred.shape:
+        return t
+    if t.ndim == 1 and pred.shape == (t.shape[0], 1):
+        return t.reshape(-1, 1)
+    if pred.ndim == 1 and t.shape == (pred.shape[0], 1):
+        return t.reshape(-1)
+    raise ValueError(
+        f"{arg} has shape {t.shape} but the predictions have shape {pred.shape}; they must match "
+        "(a 1-D target of n values also goes with predictions of shape (n, 1))"
+    )
+
+
+def mse(pred, target, from_logits: bool = False) -> Tensor:
+    """Mean squared error: C = (1/N) sum (pred - target)^2 over all N entries.
+
+    The cost for regression. dC/dpred = 2 (pred - target) / N.
+
+    Parameters
+    ----------
+    pred : Tensor or ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    target : ndarray of the same shape (a 1-D target also goes with pred of shape (n, 1))
+    from_logits : bool
+        Ignored (the squared error has no logits form); accepted so every cost has one signature.
+
+    Returns
+    -------
+    Tensor
+        One element.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> ds.losses.mse(np.array([[1.0], [3.0]]), np.array([1.0, 1.0])).item()
+    2.0
+    """
+    pred = _as_tensor(pred)
+    t = _target_array(target)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"target must be numeric for mse, got dtype {t.dtype}")
+    _check_finite_target(t)
+    t = _match_column(t, pred).astype(pred.dtype, copy=False)
+    diff = pred - t
+    return (diff * diff).mean()
+
+
+def _binary_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"target must be numeric 0/1 labels, got dtype {t.dtype}")
+    _check_finite_target(t)
+    if t.size and (t.min() < 0 or t.max() > 1):
+        raise ValueError(
+            f"binary cross-entropy needs targets in [0, 1], got values from {t.min()} to "
+            f"{t.max()}; for several classes use categorical_cross_entropy with a softmax output"
+        )
+    return _match_column(t, pred).astype(pred.dtype, copy=False)
+
+
+def binary_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
+    """Binary cross-entropy: C = -(1/N) sum [y log p + (1 - y) log(1 - p)].
+
+    The cost for yes/no classification with a sigmoid output. From logits z (``from_logits=True``,
+    or a ``pred`` that came from a sigmoid) it is computed as
+    mean(max(z, 0) - z y + log(1 + e^-|z|)), with gradient dC/dz = (sigmoid(z) - y) / N.
+    Probabilities are clipped to [eps, 1 - eps] (eps the dtype's machine epsilon) so that exact
+    0 and 1 give finite values.
+
+    Parameters
+    ----------
+    pred : Tensor or ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        Probabilities of the positive class, or logits.
+    target : ndarray of the same shape, values in [0, 1]
+    from_logits : bool, default False
+
+    Returns
+    -------
+    Tensor
+        One element.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> round(ds.losses.binary_cross_entropy(np.array([0.9, 0.2]), np.array([1, 0])).item(), 4)
+    0.1643
+    """
+    pred = _as_tensor(pred)
+    t = _binary_target(_target_array(target), pred)
+    logits = pred if from_logits else _fusable_input(pred, "sigmoid")
+    if logits is not None:
+        return apply(PRIMITIVES["sigmoid_binary_cross_entropy"], logits, target=t)
+    eps = float(np.finfo(pred.dtype).eps)
+    p = ops.clip(pred, eps, 1 - eps)
+    return -(t * ops.log(p) + (1 - t) * ops.log(1 - p)).mean()
+
+
+def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
+    if pred.ndim != 2:
+        raise ValueError(
+            f"categorical cross-entropy needs predictions of shape (n_samples, n_classes), got "
+            f"{pred.shape}; use a softmax output layer with one unit per class"
+        )
+    n, k = pred.shape
+    if t.ndim == 1:
+        if t.dtype.kind == "f":
+            if not np.isfinite(t).all() or not np.all(t == np.round(t)):
+                raise ValueError(
+                    "target holds non-integer class labels; give integer labels 0..n_classes-1 "
+                    "or one-hot rows of shape (n_samples, n_classes)"
+                )
+        elif t.dtype.kind not in "biu":
+            raise TypeError(f"target must hold integer class labels, got dtype {t.dtype}")
+        if t.shape[0] != n:
+            raise ValueError(f"target has {t.shape[0]} labels but there are {n} predictions")
+        if t.size and (t.min() < 0 or t.max() >= k):
+            raise ValueError(
+                f"target holds labels from {t.min()} to {t.max()} but the model has {k} outputs "
+                f"(classes 0..{k - 1}); relabel the classes 0..{k - 1} or give the last layer "
+                f"{int(t.max()) + 1} units"
+            )
+        return t.astype(np.intp, copy=False)
+    if t.shape != (n, k):
+        raise ValueError(
+            f"target has shape {t.shape}; give integer labels of shape ({n},) or one-hot rows of "
+            f"shape ({n}, {k})"
+        )
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"target must be numeric, got dtype {t.dtype}")
+    _check_finite_target(t)
+    if t.size and (t.min() < 0 or t.max() > 1):
+        raise ValueError("one-hot/probability targets must lie in [0, 1]")
+    return t.astype(pred.dtype, copy=False)
+
+
+def categorical_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
+    """Categorical cross-entropy: C = -(1/n) sum_i sum_k y_ik log p_ik.
+
+    The cost for choosing one of several classes with a softmax output. From logits z
+    (``from_logits=True``, or a ``pred`` straight from a softmax) it is computed as
+    -(1/n) sum_i log_softmax(z_i)[y_i], with the fused gradient dC/dz = (softmax(z) - y) / n.
+    Probabilities are clipped below at the dtype's machine epsilon.
+
+    Parameters
+    ----------
+    pred : Tensor or ndarray of shape (n_samples, n_classes)
+        Class probabilities (rows summing to 1), or logits.
+    target : ndarray of shape (n_samples,) with integer labels, or (n_samples, n_classes) one-hot
+    from_logits : bool, default False
+
+    Returns
+    -------
+    Tensor
+        One element.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    >>> round(ds.losses.categorical_cross_entropy(p, np.array([0, 1])).item(), 4)
+    0.2899
+    """
+    pred = _as_tensor(pred)
+    t = _categorical_target(_target_array(target), pred)
+    logits = pred if from_logits else _fusable_input(pred, "softmax")
+    if logits is not None:
+        return apply(PRIMITIVES["softmax_cross_entropy"], logits, target=t)
+    eps = float(np.finfo(pred.dtype).eps)
+    if t.ndim == 1:
+        picked = pred[np.arange(t.shape[0]), t]
+        return -ops.log(ops.clip(picked, eps, None)).mean()
+    return -(t * ops.log(ops.clip(pred, eps, None))).sum() / pred.shape[0]
+
+
+def log_loss(pred, target, from_logits: bool = False) -> Tensor:
+    """Log loss, the same quantity as scikit-learn's ``log_loss``: the mean negative log-likelihood.
+
+    Predictions of shape (n,) or (n, 1) are probabilities of the positive class (binary
+    cross-entropy); of shape (n, k) with k >= 2, class probabilities (categorical cross-entropy).
+
+    Parameters
+    ----------
+    pred : Tensor or ndarray of shape (n_samples,), (n_samples, 1) or (n_samples, n_classes)
+    target : ndarray of shape (n_samples,)
+        Labels (0/1 for binary; 0..k-1 for k classes), or one-hot rows.
+    from_logits : bool, default False
+
+    Returns
+    -------
+    Tensor
+        One element.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> round(ds.losses.log_loss(np.array([0.9, 0.1, 0.8]), np.array([1, 0, 1])).item(), 4)
+    0.1446
+    """
+    pred = _as_tensor(pred)
+    if pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1):
+        return binary_cross_entropy(pred, target, from_logits=from_logits)
+    return categorical_cross_entropy(pred, target, from_logits=from_logits)
+
+
+LOSSES: dict[str, Callable] = {
+    "mse": mse,
+    "mean_squared_error": mse,
+    "binary_cross_entropy": binary_cross_entropy,
+    "bce": binary_cross_entropy,
+    "categorical_cross_entropy": categorical_cross_entropy,
+    "cross_entropy": categorical_cross_entropy,
+    "log_loss": log_loss,
+}
+_CLASSIFICATION = {binary_cross_entropy, categorical_cross_entropy, log_loss}
+
+
+def get(loss: str | Callable) -> Callable:
+    """A cost function by name (``"mse"``, ``"binary_cross_entropy"``, ...) or the callable itself.
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> ds.losses.get("cross_entropy").__name__
+    'categorical_cross_entropy'
+    """
+    if callable(loss):
+        return loss
+    key = str(loss).lower()
+    if key not in LOSSES:
+        raise ValueError(
+            f"loss={loss!r} is not a known cost function; use one of {sorted(LOSSES)} or a "
+            "callable (pred, target) -> one-element Tensor"
+        )
+    return LOSSES[key]
+
+
+def is_classification(loss: str | Callable) -> bool:
+    """Whether a cost is a classification cost (cross-entropy or log loss).
+
+    Examples
+    --------
+    >>> is_classification("mse"), is_classification("log_loss")
+    (False, True)
+    """
+    return get(loss) in _CLASSIFICATION
