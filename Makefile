@@ -16,10 +16,10 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	touch $@
 
 demo: $(VENV)/.installed-datasets
-	$(PY) -m descend.demo
+	$(PY) examples/variants_digits.py
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --doctest-modules src/descend tests
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks examples

@@ -268,6 +268,7 @@ _NAMES: dict[str, type[Schedule]] = {
     "cosinedecay": CosineDecay,
 }
 _VALID_NAMES = ("constant", "step_decay", "exponential_decay", "inverse_time_decay", "cosine_decay")
+_CANONICAL = dict(zip(_SCHEDULES.values(), _VALID_NAMES, strict=True))
 
 
 def get_schedule(name: str | Schedule, **kwargs: Any) -> Schedule:
@@ -307,8 +308,8 @@ def get_schedule(name: str | Schedule, **kwargs: Any) -> Schedule:
     key = name.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
     cls = _NAMES.get(key)
     if cls is None:
-        close = difflib.get_close_matches(name.lower(), _VALID_NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = difflib.get_close_matches(key, list(_NAMES), n=1)
+        hint = f"; did you mean {_CANONICAL[_NAMES[close[0]]]!r}?" if close else ""
         raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(_VALID_NAMES)}{hint}")
     return cls(**kwargs)
 

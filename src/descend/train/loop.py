@@ -228,62 +228,65 @@ def fit(
     step = 0
     epoch_logs: dict = {}
     step_loss, step_size = history.step["loss"], history.step["batch_size"]
-    try:
-        for epoch in range(epochs):
-            epoch_start = time.perf_counter()
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {"lr": optimizer.lr})
-            total, seen = 0.0, 0
-            metric_sums = dict.fromkeys(metric_fns, 0.0)
-            for xb, yb in loader:
-                if xb.dtype != dtype:
-                    xb = xb.astype(dtype)
-                n = xb.shape[0]
-                rate = optimizer.lr
-                model.zero_grad()
-                pred = model(xb)
-                cost = loss_fn(pred, yb)
-                value = float(cost.data)
-                if not np.isfinite(value):
-                    raise _diverged("the cost", value, step, epoch, rate, history)
-                cost.backward()
-                grad_total = sum(float(p.grad.sum()) for p in params if p.grad is not None)
-                if not np.isfinite(grad_total):
-                    raise _diverged("a gradient", grad_total, step, epoch, rate, history)
-                optimizer.step(params)
-                step_loss.append(value)
-                step_size.append(n)
-                total += value * n
-                seen += n
-                for name, fn in metric_fns.items():
-                    metric_sums[name] += fn(yb, pred.data) * n
-                if callbacks:
-                    logs = {"loss": value, "batch_size": n, "epoch": epoch, "lr": rate}
-                    for cb in callbacks:
-                        cb.on_step_end(step, logs)
-                step += 1
-                history.n_updates = step
-                if callbacks and any_stop(callbacks):
+    # Overflow on the way to divergence is caught below as a non-finite cost or gradient, with a
+    # message that says what to do; NumPy's own warnings would only add noise before it.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            for epoch in range(epochs):
+                epoch_start = time.perf_counter()
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, {"lr": optimizer.lr})
+                total, seen = 0.0, 0
+                metric_sums = dict.fromkeys(metric_fns, 0.0)
+                for xb, yb in loader:
+                    if xb.dtype != dtype:
+                        xb = xb.astype(dtype)
+                    n = xb.shape[0]
+                    rate = optimizer.lr
+                    model.zero_grad()
+                    pred = model(xb)
+                    cost = loss_fn(pred, yb)
+                    value = float(cost.data)
+                    if not np.isfinite(value):
+                        raise _diverged("the cost", value, step, epoch, rate, history)
+                    cost.backward()
+                    grad_total = sum(float(p.grad.sum()) for p in params if p.grad is not None)
+                    if not np.isfinite(grad_total):
+                        raise _diverged("a gradient", grad_total, step, epoch, rate, history)
+                    optimizer.step(params)
+                    step_loss.append(value)
+                    step_size.append(n)
+                    total += value * n
+                    seen += n
+                    for name, fn in metric_fns.items():
+                        metric_sums[name] += fn(yb, pred.data) * n
+                    if callbacks:
+                        logs = {"loss": value, "batch_size": n, "epoch": epoch, "lr": rate}
+                        for cb in callbacks:
+                            cb.on_step_end(step, logs)
+                    step += 1
+                    history.n_updates = step
+                    if callbacks and any_stop(callbacks):
+                        break
+                epoch_logs = {"loss": total / seen}
+                epoch_logs.update({k: v / seen for k, v in metric_sums.items()})
+                if validation is not None:
+                    scores = evaluate(model, *validation, loss=loss_fn, metrics=metric_fns)
+                    epoch_logs.update({f"val_{k}": v for k, v in scores.items()})
+                epoch_logs["lr"] = optimizer.lr
+                epoch_logs["time"] = time.perf_counter() - epoch_start
+                history.log_epoch(epoch_logs)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, epoch_logs)
+                if any_stop(callbacks):
+                    history.stopped_early = epoch < epochs - 1 or history.n_updates < epochs * len(
+                        loader
+                    )
                     break
-            epoch_logs = {"loss": total / seen}
-            epoch_logs.update({k: v / seen for k, v in metric_sums.items()})
-            if validation is not None:
-                scores = evaluate(model, *validation, loss=loss_fn, metrics=metric_fns)
-                epoch_logs.update({f"val_{k}": v for k, v in scores.items()})
-            epoch_logs["lr"] = optimizer.lr
-            epoch_logs["time"] = time.perf_counter() - epoch_start
-            history.log_epoch(epoch_logs)
+        finally:
+            history.wall_time = time.perf_counter() - start
             for cb in callbacks:
-                cb.on_epoch_end(epoch, epoch_logs)
-            if any_stop(callbacks):
-                history.stopped_early = epoch < epochs - 1 or history.n_updates < epochs * len(
-                    loader
-                )
-                break
-    finally:
-        history.wall_time = time.perf_counter() - start
-        for cb in callbacks:
-            cb.on_train_end(epoch_logs)
+                cb.on_train_end(epoch_logs)
     return history
 
 

@@ -1,0 +1,142 @@
+"""save / load: JSON architecture + .npy weights in one archive, atomic, never unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import descend as ds
+
+
+@pytest.fixture
+def model():
+    return ds.nn.Sequential(
+        ds.nn.Dense(4, 6, activation="tanh", seed=0),
+        ds.nn.Activation("relu"),
+        ds.nn.Dense(6, 3, activation="softmax", seed=1),
+    )
+
+
+def test_round_trip_gives_identical_predictions(model, tmp_path):
+    X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    path = ds.save(model, tmp_path / "m.npz")
+    loaded = ds.load(path)
+    assert np.array_equal(ds.predict(loaded, X), ds.predict(model, X))
+    assert loaded.get_config() == model.get_config()
+    assert list(loaded.named_parameters()) == list(model.named_parameters())
+
+
+def test_float64_models_stay_float64(tmp_path):
+    model = ds.nn.mlp([3, 2], seed=0, dtype=np.float64)
+    loaded = ds.load(ds.save(model, tmp_path / "m"))
+    assert loaded.dtype == np.float64
+    assert np.array_equal(loaded[0].weight.data, model[0].weight.data)
+
+
+def test_file_is_an_npz_with_readable_json(model, tmp_path):
+    path = ds.save(model, tmp_path / "m")
+    assert path.suffix == ".npz"
+    with np.load(path, allow_pickle=False) as npz:
+        assert np.array_equal(npz["0.weight"], model[0].weight.data)
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("model.json"))
+    assert config["architecture"]["layers"][2]["activation"] == "softmax"
+    assert config["parameters"]["2.bias"] == {"shape": [3], "dtype": "float32"}
+
+
+def test_save_is_atomic_and_an_interrupted_save_keeps_the_old_file(model, tmp_path, monkeypatch):
+    path = ds.save(model, tmp_path / "m.npz")
+    before = path.read_bytes()
+    other = ds.nn.mlp([4, 3], seed=5)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        ds.save(other, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left behind
+
+
+def test_custom_activation_cannot_be_saved_and_says_why(tmp_path):
+    model = ds.nn.Sequential(ds.nn.Dense(2, 2, activation=lambda z: z * 2))
+    with pytest.raises(ValueError, match="custom activation"):
+        ds.save(model, tmp_path / "m")
+    assert not list(tmp_path.iterdir())
+
+
+def _rewrite(path, replace):
+    """Copy the archive with some members replaced (None deletes)."""
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members.update(replace)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            if data is not None:
+                z.writestr(name, data)
+
+
+def _npy(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_missing_file_and_not_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        ds.load(tmp_path / "absent.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ds.ModelFileError, match="not a descend model file"):
+        ds.load(tmp_path / "text.npz")
+
+
+@pytest.mark.parametrize(
+    ("replace", "match"),
+    [
+        ({"model.json": None}, "no model.json"),
+        ({"model.json": b"{not json"}, "not valid JSON"),
+        ({"model.json": b'{"format": "other"}'}, "does not describe a descend model"),
+        ({"0.weight.npy": None}, "missing"),
+        ({"0.weight.npy": b"garbage"}, "no valid array header"),
+        ({"0.weight.npy": "shape"}, "has shape"),
+        ({"0.weight.npy": "dtype"}, "float32 or float64"),
+        ({"0.weight.npy": "object"}, "float32 or float64"),
+        ({"0.weight.npy": "truncated"}, "truncated|holds"),
+        ({"0.weight.npy": "huge"}, "has shape|announces"),
+    ],
+)
+def test_broken_or_hostile_files_raise_model_file_error(model, tmp_path, replace, match):
+    path = ds.save(model, tmp_path / "m.npz")
+    weight = model[0].weight.data
+    makers = {
+        "shape": lambda: _npy(np.zeros((5, 6), np.float32)),
+        "dtype": lambda: _npy(weight.astype(np.int32)),
+        "object": lambda: _npy(np.array([{"a": 1}, None], dtype=object)),
+        "truncated": lambda: _npy(weight)[:-40],
+        "huge": lambda: _npy(weight).replace(b"(4, 6)", b"(4000000000, 6)"),
+    }
+    replace = {k: makers[v]() if isinstance(v, str) else v for k, v in replace.items()}
+    _rewrite(path, replace)
+    with pytest.raises(ds.ModelFileError, match=match):
+        ds.load(path)
+
+
+def test_huge_shape_announced_in_a_consistent_file_is_refused_before_allocating(tmp_path):
+    model = ds.nn.mlp([4, 6], seed=0)
+    path = ds.save(model, tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("model.json"))
+    # Architecture and header both claim a 4e9 x 6 weight; the file holds 96 bytes.
+    config["architecture"]["layers"][0]["in_features"] = 4_000_000_000
+    config["parameters"]["0.weight"]["shape"] = [4_000_000_000, 6]
+    header = _npy(model[0].weight.data).replace(b"(4, 6)", b"(4000000000, 6)")
+    _rewrite(path, {"model.json": json.dumps(config).encode(), "0.weight.npy": header})
+    with pytest.raises((ds.ModelFileError, MemoryError, ValueError)):
+        ds.load(path)
