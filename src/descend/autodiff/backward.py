@@ -52,8 +52,9 @@ def _accumulate_into_grad(tensor: Tensor, g: np.ndarray, handed_out: set[int]) -
         g = np.asarray(g)
     if g.dtype != tensor.data.dtype:
         g = g.astype(tensor.data.dtype)
-    elif not g.flags.writeable or id(g) in handed_out:
-        # A broadcast view, or an array another tensor's .grad already holds: give this one its own.
+    elif not g.flags.writeable or not g.flags.owndata or id(g) in handed_out:
+        # A broadcast view, a view into another gradient (reshape/transpose vjps return views),
+        # or an array another tensor's .grad already holds: give this one its own.
         g = g.copy()
     if g.shape != tensor.data.shape:
         g = np.broadcast_to(g, tensor.data.shape).copy()
@@ -92,7 +93,8 @@ def backward(root: Tensor, grad=None) -> None:
             )
         grad = np.ones_like(root.data)
     else:
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        # A copy: the caller's array must never become (or alias) some tensor's .grad.
+        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
         if grad.shape != root.shape:
             raise ValueError(
                 f"backward(grad=...) needs the shape of the result {root.shape}, got {grad.shape}"

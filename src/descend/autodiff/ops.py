@@ -21,6 +21,10 @@ __all__ = [
 _P = PRIMITIVES
 
 
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
 def exp(x) -> Tensor:
     """Element-wise e**x.
 
@@ -175,6 +179,11 @@ def linear(x, weight, bias) -> Tensor:
     >>> linear(np.ones((1, 2)), np.ones((2, 3)), np.zeros(3)).data
     array([[2., 2., 2.]])
     """
+    if np.ndim(_data(x)) != 2:
+        raise ValueError(
+            f"linear needs x of shape (n_samples, in_features), got {np.shape(_data(x))}; "
+            "reshape a single sample with x.reshape(1, -1)"
+        )
     return apply(_P["linear"], x, weight, bias)
 
 

@@ -88,10 +88,11 @@ def _matmul_vjp(g, ans, needs, x, y):
     x2 = x[None, :] if x.ndim == 1 else x
     y2 = y[:, None] if y.ndim == 1 else y
     g2 = g
-    if x.ndim == 1:
-        g2 = np.expand_dims(g2, -2)
+    # y's axis first: for two vectors g is 0-d, and -2 only exists once -1 has been added.
     if y.ndim == 1:
         g2 = np.expand_dims(g2, -1)
+    if x.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
     dx = dy = None
     if needs[0]:
         dx = unbroadcast(g2 @ np.swapaxes(y2, -1, -2), x2.shape).reshape(x.shape)
@@ -192,8 +193,9 @@ def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None):
     return ((_stable_sigmoid(z) - target) * (g / z.size),)
 
 
-def _inverse_axes(axes):
-    return None if axes is None else tuple(np.argsort(axes))
+def _inverse_axes(axes, ndim):
+    # Negative axes (-1 for the last) are taken modulo ndim first, or argsort would misorder them.
+    return None if axes is None else tuple(np.argsort([a % ndim for a in axes]))
 
 
 def _inside(x, low, high):
@@ -231,7 +233,7 @@ _TABLE = [
     ("reshape", lambda x, shape=None: np.reshape(x, shape),
      lambda g, ans, n, x, shape=None: (np.reshape(g, x.shape),)),
     ("transpose", lambda x, axes=None: np.transpose(x, axes),
-     lambda g, ans, n, x, axes=None: (np.transpose(g, _inverse_axes(axes)),)),
+     lambda g, ans, n, x, axes=None: (np.transpose(g, _inverse_axes(axes, np.ndim(x))),)),
     ("getitem", lambda x, index=None: x[index], _getitem_vjp),
     ("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), _concatenate_vjp),
     ("where", lambda c, x, y: np.where(c, x, y),

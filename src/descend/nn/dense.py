@@ -14,7 +14,7 @@ from descend.nn.module import Module
 
 
 def _check_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
+    dt = np.dtype(np.float32 if dtype is None else dtype)
     if dt not in (np.float32, np.float64):
         raise ValueError(
             f"dtype={dtype!r} is not supported; use np.float32 (default) or np.float64"
