@@ -231,7 +231,8 @@ def setup_sklearn(X, y, bs):
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X, y)
         seconds = time.perf_counter() - t0
-        assert clf.n_iter_ == 1 and clf.t_ == len(X), (clf.n_iter_, clf.t_)
+        if clf.n_iter_ != 1 or clf.t_ != len(X):  # not exactly one epoch: not the same work
+            raise RuntimeError(f"sklearn ran {clf.n_iter_} epochs over {clf.t_} samples")
         return seconds, -(-len(X) // k), float(clf.loss_)
 
     return run, {"sklearn": sklearn.__version__}
@@ -332,6 +333,25 @@ def machine_info() -> dict:
         if os.environ.get(var):
             info[var] = os.environ[var]
     return info
+
+
+def cpu_busy_fraction(interval: float = 1.0) -> float | None:
+    """Fraction of all CPUs' time spent busy over ``interval`` seconds (from /proc/stat)."""
+
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    return 1 - (idle1 - idle0) / total if total > 0 else None
 
 
 def measure_gemm(size: int, repeats: int = 5) -> float:
@@ -567,9 +587,19 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     info = machine_info()
-    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-
     notes = []
+    busy = cpu_busy_fraction()
+    if busy is not None:
+        info["CPU busy before the run"] = f"{100 * busy:.0f}%"
+        if busy > 0.15:
+            notes.append(
+                f"Warning: other processes kept the CPUs {100 * busy:.0f}% busy just before the "
+                "run. They slow every library, and PyTorch's OpenMP threads badly at small batches "
+                "(they wait for each other when one is descheduled); rerun on an idle machine for "
+                "numbers to quote."
+            )
+
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     modules = {"descend": "descend", "torch": "torch", "sklearn": "sklearn"}
     available = []
     for lib in libs:

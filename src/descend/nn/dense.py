@@ -116,15 +116,19 @@ class Dense(Module):
         data = x.data if isinstance(x, Tensor) else x
         if not isinstance(x, Tensor):
             data = x = np.asarray(x, dtype=self.weight.data.dtype)
+        self.check_input(data)
+        if self.bias is None:
+            return ops.matmul(x, self.weight)
+        return ops.linear(x, self.weight, self.bias)
+
+    def check_input(self, data: np.ndarray) -> None:
+        """Raise a ValueError that says what to change unless ``data`` is (n, in_features)."""
         if data.ndim != 2 or data.shape[1] != self.in_features:
             raise ValueError(
                 f"{self!r} expects input of shape (n_samples, {self.in_features}), got "
                 f"{data.shape}; set in_features={data.shape[-1] if data.ndim else 1} or check "
                 "the previous layer's out_features"
             )
-        if self.bias is None:
-            return ops.matmul(x, self.weight)
-        return ops.linear(x, self.weight, self.bias)
 
     def forward(self, x) -> Tensor:
         """activation(x @ weight + bias), shape (n_samples, out_features)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from descend._blas import axpy
 from descend.optim import _checks
 from descend.optim.base import LearningRate, Optimizer
 
@@ -63,8 +64,8 @@ class GD(Optimizer):
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:
-        # theta <- theta - lr * g
-        theta -= np.multiply(g, lr, out=tmp)
+        # theta <- theta - lr * g   (one BLAS axpy: theta += (-lr) g)
+        axpy(-lr, g, theta, tmp)
 
 
 SGD = GD
@@ -148,7 +149,7 @@ class Momentum(Optimizer):
             theta -= step
         else:
             # theta <- theta - lr * v
-            theta -= np.multiply(v, lr, out=tmp)
+            axpy(-lr, v, theta, tmp)
 
 
 class RMSProp(Optimizer):

@@ -1,0 +1,121 @@
+"""The fused training step gives the same numbers as the graph, and is used only where it fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import descend as ds
+from descend.train.fused import compile_step
+
+
+def _data(n, d, out, task, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    if task == "softmax":
+        return X, rng.integers(0, out, n)
+    if task == "onehot":
+        return X, np.eye(out, dtype=dtype)[rng.integers(0, out, n)]
+    if task == "sigmoid":
+        return X, rng.integers(0, 2, (n, out)).astype(dtype) if out > 1 else rng.integers(0, 2, n)
+    return X, rng.normal(size=(n, out)).astype(dtype) if out > 1 else rng.normal(size=n)
+
+
+CASES = [
+    # hidden activations, output activation, loss, task, outputs
+    (["relu"], "softmax", "categorical_cross_entropy", "softmax", 4),
+    (["relu", "tanh"], "softmax", "categorical_cross_entropy", "onehot", 3),
+    (["sigmoid"], "softmax", "log_loss", "softmax", 3),
+    (["leaky_relu"], "sigmoid", "binary_cross_entropy", "sigmoid", 1),
+    (["tanh"], "sigmoid", "binary_cross_entropy", "sigmoid", 2),
+    (["relu"], "sigmoid", "log_loss", "sigmoid", 1),
+    (["relu", "relu"], None, "mse", "regression", 1),
+    (["tanh"], "relu", "mse", "regression", 2),
+    (["leaky_relu"], "sigmoid", "mse", "regression", 1),
+    ([], "softmax", "categorical_cross_entropy", "softmax", 3),
+]
+
+
+def _model(hidden, out_act, out, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [5] + [7] * len(hidden) + [out]
+    layers = [
+        ds.nn.Dense(a, b, activation=act, seed=rng, dtype=dtype)
+        for a, b, act in zip(sizes[:-1], sizes[1:], [*hidden, out_act], strict=True)
+    ]
+    return ds.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", ["full", 1, 8])
+@pytest.mark.parametrize(("hidden", "out_act", "loss", "task", "out"), CASES)
+def test_fused_and_graph_train_to_the_same_weights(hidden, out_act, loss, task, out, batch_size,
+                                                    dtype):  # fmt: skip
+    X, y = _data(30, 5, out, task, dtype)
+    fused, graph = _model(hidden, out_act, out, dtype), _model(hidden, out_act, out, dtype)
+    assert compile_step(fused, loss) is not None
+    kwargs = dict(loss=loss, batch_size=batch_size, epochs=3, seed=1, progress=False)
+    h_fused = ds.fit(fused, X, y, fused=True, optimizer=ds.optim.Momentum(0.05, 0.9), **kwargs)
+    h_graph = ds.fit(graph, X, y, fused=False, optimizer=ds.optim.Momentum(0.05, 0.9), **kwargs)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    for name, value in graph.state_dict().items():
+        np.testing.assert_allclose(fused.state_dict()[name], value, rtol=rtol, atol=rtol * 1e-2)
+    np.testing.assert_allclose(h_fused.step["loss"], h_graph.step["loss"], rtol=rtol)
+    for key in h_graph.epoch:
+        if key != "time":
+            np.testing.assert_allclose(h_fused.epoch[key], h_graph.epoch[key], rtol=rtol)
+
+
+def test_fused_gradients_equal_backward_and_backprop_view():
+    X, y = _data(16, 5, 3, "softmax", np.float64)
+    model = _model(["relu", "sigmoid"], "softmax", 3, np.float64)
+    step = compile_step(model, "categorical_cross_entropy")
+    cost = step(X, y)
+    fused = {k: p.grad.copy() for k, p in model.named_parameters().items()}
+    view = ds.backprop(model, X, y, "categorical_cross_entropy")
+    assert cost == view.cost
+    for i, layer in enumerate(view):
+        assert np.array_equal(fused[f"{i}.weight"], layer.dC_dW)
+        assert np.array_equal(fused[f"{i}.bias"], layer.dC_db)
+    np.testing.assert_array_equal(step.output, ds.predict(model, X))
+
+
+@pytest.mark.parametrize(
+    ("model", "loss"),
+    [
+        (ds.nn.mlp([3, 4, 2], output_activation="softmax"), "mse"),
+        (ds.nn.mlp([3, 4, 2], output_activation="softmax"), lambda p, t: ((p - t) ** 2).mean()),
+        (ds.nn.mlp([3, 4, 1], output_activation="sigmoid"), "categorical_cross_entropy"),
+        (ds.nn.Sequential(ds.nn.Dense(3, 4), ds.nn.Activation("relu"), ds.nn.Dense(4, 2)), "mse"),
+        (ds.nn.Sequential(ds.nn.Dense(3, 2, bias=False)), "mse"),
+        (ds.nn.Sequential(ds.nn.Dense(3, 4, activation="softmax"), ds.nn.Dense(4, 2)), "mse"),
+        (ds.nn.Sequential(ds.nn.Dense(3, 2, activation=lambda z: z * 2)), "mse"),
+    ],
+)
+def test_models_outside_the_fused_set_take_the_graph(model, loss):
+    assert compile_step(model, loss) is None
+
+
+def test_a_model_outside_the_fused_set_still_trains(blobs):
+    X, y = blobs
+    model = ds.nn.Sequential(
+        ds.nn.Dense(2, 8, seed=0), ds.nn.Activation("tanh"), ds.nn.Dense(8, 3, seed=1),
+        ds.nn.Activation("softmax"),
+    )  # fmt: skip
+    h = ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.5),
+               batch_size=16, epochs=20, seed=0, progress=False)  # fmt: skip
+    assert h.epoch["accuracy"][-1] > 0.95
+
+
+def test_callbacks_see_the_fused_gradients(blobs):
+    X, y = blobs
+    norms = []
+
+    class GradNorms(ds.Callback):
+        def on_step_end(self, step, logs):
+            norms.append(float(np.linalg.norm(self.model[0].weight.grad)))
+
+    model = ds.nn.mlp([2, 8, 3], output_activation="softmax", seed=0)
+    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.1),
+           batch_size=50, epochs=2, callbacks=[GradNorms()], progress=False)  # fmt: skip
+    assert len(norms) == 6 and all(n > 0 for n in norms) and len(set(norms)) == 6
