@@ -34,7 +34,6 @@ from descend.nn.module import Module
 from descend.nn.sequential import Sequential
 
 _HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
-_SOFTMAX_CE = PRIMITIVES["softmax_cross_entropy"]
 _SIGMOID_BCE = PRIMITIVES["sigmoid_binary_cross_entropy"]
 
 
@@ -92,23 +91,31 @@ def compile_step(model: Module, loss: str | Callable) -> FusedStep | None:
 
 
 class _Buffers:
-    """The arrays of one batch size: activations, gradients of z, masks."""
+    """The arrays of one batch size (n rows), allocated once and reused at every update."""
 
-    def __init__(self, n: int, sizes: list[int], dtype) -> None:
-        # a[l]: layer l's z, then (in place) its activation a; n x out_l
-        self.a = [np.empty((n, m), dtype) for m in sizes[1:]]
-        # dz[l]: dC/dz of layer l (dC/da first, made dC/dz in place); the output's comes from
-        # the cost's vjp
-        self.dz = [np.empty((n, m), dtype) for m in sizes[1:-1]]
-        self.mask = [np.empty((n, m), bool) for m in sizes[1:-1]]
-        self.tmp = [np.empty((n, m), dtype) for m in sizes[1:]]
+    def __init__(self, n: int, sizes: list[int], activations: list[str], dtype) -> None:
+        outs = sizes[1:]
+        # a[l]: layer l's z, then (in place) its activation. After its dC/dW is taken, the
+        # buffer of a ReLU-like or linear layer receives dC/da of that layer (its mask is kept
+        # apart), so no separate gradient buffer is needed for it.
+        self.a = [np.empty((n, m), dtype) for m in outs]
+        self.mask = [np.empty((n, m), bool) for m in outs[:-1]]
+        # sigmoid and tanh need their activation after dC/da arrives: a buffer of their own
+        self.d = [
+            np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
+            for m, act in zip(outs[:-1], activations[:-1], strict=True)
+        ]
+        self.tmp = [
+            np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
+            for m, act in zip(outs, activations, strict=True)
+        ]
 
 
 class FusedStep:
     """One training update's forward, cost and backward for a qualifying model (see module doc).
 
     Call it as ``cost = step(X_batch, y_batch)``: it sets every parameter's ``.grad`` (buffers
-    reused between calls) and ``step.output`` (the network's output for the batch).
+    reused between calls); ``step.output`` is then the network's output for the batch.
     """
 
     def __init__(self, model: Sequential, activations: list[str], head: str, dtype) -> None:
@@ -122,8 +129,17 @@ class FusedStep:
         self.bias_grads = [np.empty_like(d.bias.data) for d in self.layers]
         self._buffers: dict[int, _Buffers] = {}
         self._one = np.ones((), self.dtype)  # the seed dC/dC of backward, as the graph's
-        self.output: np.ndarray | None = None
-        self._dz_out: np.ndarray | None = None
+        self._last_out: np.ndarray | None = None
+
+    @property
+    def output(self) -> np.ndarray | None:
+        """The network's output for the last batch (computed when asked: metrics need it)."""
+        out = self._last_out
+        if out is None or self.head == "mse":
+            return out
+        if self.head == "softmax_ce":
+            return PRIMITIVES["softmax"].forward(out)
+        return stable_sigmoid(out)
 
     def _buffers_for(self, n: int) -> _Buffers:
         buffers = self._buffers.get(n)
@@ -131,11 +147,13 @@ class FusedStep:
             # At most two batch sizes occur per epoch (k and the remainder).
             if len(self._buffers) >= 4:
                 self._buffers.clear()
-            buffers = self._buffers[n] = _Buffers(n, self.sizes, self.dtype)
+            buffers = _Buffers(n, self.sizes, self.activations, self.dtype)
+            self._buffers[n] = buffers
         return buffers
 
     def forward(self, X: np.ndarray, buf: _Buffers) -> np.ndarray:
-        """Every layer's activation into ``buf.a``; returns the output layer's pre-activation."""
+        """Every layer's activation into ``buf.a``; returns the output layer's pre-activation
+        (softmax and sigmoid outputs: their cost takes the logits) or its activation (mse)."""
         a = X
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -143,29 +161,35 @@ class FusedStep:
             z += layer.bias.data
             name = self.activations[i]
             if i == last and self.head != "mse":
-                return z  # softmax / sigmoid are part of the fused cost
+                return z
             if name == "relu":
                 np.maximum(z, 0, out=z)
             elif name == "leaky_relu":
                 # The graph's leaky_relu is where(z > 0, z, z * 0.01).
                 np.multiply(z, 0.01, out=z, where=z <= 0)
             elif name == "sigmoid":
-                buf.a[i] = stable_sigmoid(z)
+                np.copyto(z, stable_sigmoid(z))
             elif name == "tanh":
                 np.tanh(z, out=z)
-            a = buf.a[i]
+            a = z
         return a
 
-    def _activation_grad(self, i: int, d: np.ndarray, buf: _Buffers) -> None:
-        """dC/da -> dC/dz in place for layer ``i``, from its activation a = buf.a[i]."""
+    def _derivative_factor(self, i: int, buf: _Buffers) -> None:
+        """Before a ReLU-like layer's buffer is reused: remember where its derivative is 1."""
         name, a = self.activations[i], buf.a[i]
         if name == "relu":
             # The graph's relu vjp is g * (z > 0); relu(z) > 0 exactly where z > 0.
-            mask = np.greater(a, 0, out=buf.mask[i]) if i < len(buf.mask) else a > 0
-            np.multiply(d, mask, out=d)
+            np.greater(a, 0, out=buf.mask[i])
         elif name == "leaky_relu":
-            mask = np.less_equal(a, 0, out=buf.mask[i]) if i < len(buf.mask) else a <= 0
-            np.multiply(d, 0.01, out=d, where=mask)
+            np.less_equal(a, 0, out=buf.mask[i])
+
+    def _activation_grad(self, i: int, d: np.ndarray, buf: _Buffers, mask=None) -> None:
+        """dC/da -> dC/dz in place for layer ``i``."""
+        name, a = self.activations[i], buf.a[i]
+        if name == "relu":
+            np.multiply(d, a > 0 if mask is None else mask, out=d)
+        elif name == "leaky_relu":
+            np.multiply(d, 0.01, out=d, where=a <= 0 if mask is None else mask)
         elif name == "sigmoid":
             # g * s * (1 - s), in that order
             np.multiply(d, a, out=d)
@@ -177,43 +201,51 @@ class FusedStep:
             np.subtract(1, t, out=t)
             np.multiply(d, t, out=d)
 
-    def _cost_and_output_grad(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        one = self._one
-        needs = (True,)
+    def _softmax_cost_and_grad(self, z: np.ndarray, y) -> tuple[float, np.ndarray]:
+        # The table's softmax_cross_entropy forward and vjp, sharing one pass of exp: the same
+        # operations in the same order, so the same numbers to the last bit.
+        target = losses._categorical_target(np.asarray(y), _Shape(z))
+        n = z.shape[0]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=-1, keepdims=True)
+        if target.ndim == 1:
+            rows = np.arange(n)
+            cost = -(shifted[rows, target] - np.log(total)[:, 0]).mean()
+            e /= total
+            e[rows, target] -= 1
+        else:
+            cost = -(target * (shifted - np.log(total))).sum() / n
+            e /= total
+            e -= target
+        e *= self._one / n
+        return float(cost), e
+
+    def _cost_and_output_grad(self, out: np.ndarray, y) -> tuple[float, np.ndarray]:
+        self._last_out = out
         if self.head == "softmax_ce":
-            target = losses._categorical_target(np.asarray(y), _Shape(z))
-            cost = _SOFTMAX_CE.forward(z, target=target)
-            (dz,) = _SOFTMAX_CE.vjp(one, cost, needs, z, target=target)
-            self.output = PRIMITIVES["softmax"].forward(z)
-            return float(cost), dz
+            return self._softmax_cost_and_grad(out, y)
         if self.head == "sigmoid_bce":
-            target = losses._binary_target(np.asarray(y), _Shape(z))
-            cost = _SIGMOID_BCE.forward(z, target=target)
-            (dz,) = _SIGMOID_BCE.vjp(one, cost, needs, z, target=target)
-            self.output = stable_sigmoid(z)
+            target = losses._binary_target(np.asarray(y), _Shape(out))
+            cost = _SIGMOID_BCE.forward(out, target=target)
+            (dz,) = _SIGMOID_BCE.vjp(self._one, cost, (True,), out, target=target)
             return float(cost), dz
         # mse: C = mean(diff * diff), diff = a - y; the graph's gradient is 2 * ((1/N) * diff)
-        a = z
-        t = np.asarray(y)
-        t = losses._match_column(t, _Shape(a)).astype(a.dtype, copy=False)
-        diff = np.subtract(a, t)
+        t = losses._match_column(np.asarray(y), _Shape(out)).astype(out.dtype, copy=False)
+        diff = np.subtract(out, t)
         cost = np.mean(diff * diff)
-        scale = one * (1 / diff.size)
-        dz = np.multiply(scale, diff)
+        dz = np.multiply(self._one * (1 / diff.size), diff)
         dz += dz
-        self.output = a
         return float(cost), dz
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         self.layers[0].check_input(X)
-        n = X.shape[0]
-        buf = self._buffers_for(n)
-        z_out = self.forward(X, buf)
-        cost, d = self._cost_and_output_grad(z_out, y)
+        buf = self._buffers_for(X.shape[0])
+        out = self.forward(X, buf)
+        cost, d = self._cost_and_output_grad(out, y)
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
-        self._dz_out = d
         for i in range(last, -1, -1):
             layer = self.layers[i]
             a_prev = X if i == 0 else buf.a[i - 1]
@@ -221,10 +253,19 @@ class FusedStep:
             np.sum(d, axis=0, out=self.bias_grads[i])
             layer.weight.grad = self.weight_grads[i]
             layer.bias.grad = self.bias_grads[i]
-            if i > 0:
-                d_prev = np.dot(d, layer.weight.data.T, out=buf.dz[i - 1])
-                self._activation_grad(i - 1, d_prev, buf)
-                d = d_prev
+            if i == 0:
+                break
+            j = i - 1
+            mask = None
+            if buf.d[j] is None:
+                # ReLU-like or linear: keep the mask, then reuse the activation's buffer
+                self._derivative_factor(j, buf)
+                mask = buf.mask[j]
+                target_buffer = buf.a[j]
+            else:
+                target_buffer = buf.d[j]
+            d = np.dot(d, layer.weight.data.T, out=target_buffer)
+            self._activation_grad(j, d, buf, mask)
         return cost
 
 
