@@ -130,6 +130,8 @@ class FusedStep:
         self._buffers: dict[int, _Buffers] = {}
         self._one = np.ones((), self.dtype)  # the seed dC/dC of backward, as the graph's
         self._last_out: np.ndarray | None = None
+        self._targets_checked = False
+        self.grads_finite = True
 
     @property
     def output(self) -> np.ndarray | None:
@@ -140,6 +142,24 @@ class FusedStep:
         if self.head == "softmax_ce":
             return PRIMITIVES["softmax"].forward(out)
         return stable_sigmoid(out)
+
+    def check_targets(self, y: np.ndarray) -> np.ndarray:
+        """Check every target once, before training, with the cost's own checks; afterwards
+        each batch is only converted. Returns ``y`` as the cost wants it (labels as intp)."""
+        probe = _Shape(np.empty((len(y), self.sizes[-1]), self.dtype))
+        if self.head == "softmax_ce":
+            y = losses._categorical_target(np.asarray(y), probe)
+        elif self.head == "sigmoid_bce":
+            y = losses._binary_target(np.asarray(y), probe).reshape(np.shape(y))
+        self._targets_checked = True
+        return y
+
+    def _target(self, y, out: np.ndarray, check) -> np.ndarray:
+        if not self._targets_checked:
+            return check(np.asarray(y), _Shape(out))
+        if self.head == "softmax_ce":
+            return y if y.ndim == 1 else y.astype(out.dtype, copy=False)
+        return losses._match_column(y, _Shape(out)).astype(out.dtype, copy=False)
 
     def _buffers_for(self, n: int) -> _Buffers:
         buffers = self._buffers.get(n)
@@ -204,14 +224,15 @@ class FusedStep:
     def _softmax_cost_and_grad(self, z: np.ndarray, y) -> tuple[float, np.ndarray]:
         # The table's softmax_cross_entropy forward and vjp, sharing one pass of exp: the same
         # operations in the same order, so the same numbers to the last bit.
-        target = losses._categorical_target(np.asarray(y), _Shape(z))
+        target = self._target(y, z, losses._categorical_target)
         n = z.shape[0]
         shifted = z - z.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
         total = e.sum(axis=-1, keepdims=True)
         if target.ndim == 1:
             rows = np.arange(n)
-            cost = -(shifted[rows, target] - np.log(total)[:, 0]).mean()
+            # np.add.reduce(v) / n is what ndarray.mean computes, without its Python overhead
+            cost = -(np.add.reduce(shifted[rows, target] - np.log(total)[:, 0]) / n)
             e /= total
             e[rows, target] -= 1
         else:
@@ -226,12 +247,13 @@ class FusedStep:
         if self.head == "softmax_ce":
             return self._softmax_cost_and_grad(out, y)
         if self.head == "sigmoid_bce":
-            target = losses._binary_target(np.asarray(y), _Shape(out))
+            target = self._target(y, out, losses._binary_target)
             cost = _SIGMOID_BCE.forward(out, target=target)
             (dz,) = _SIGMOID_BCE.vjp(self._one, cost, (True,), out, target=target)
             return float(cost), dz
         # mse: C = mean(diff * diff), diff = a - y; the graph's gradient is 2 * ((1/N) * diff)
-        t = losses._match_column(np.asarray(y), _Shape(out)).astype(out.dtype, copy=False)
+        t = self._target(np.asarray(y), out, lambda t, o: t)
+        t = losses._match_column(t, _Shape(out)).astype(out.dtype, copy=False)
         diff = np.subtract(out, t)
         cost = np.mean(diff * diff)
         dz = np.multiply(self._one * (1 / diff.size), diff)
@@ -246,11 +268,17 @@ class FusedStep:
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
+        finite = True
         for i in range(last, -1, -1):
             layer = self.layers[i]
             a_prev = X if i == 0 else buf.a[i - 1]
             np.dot(a_prev.T, d, out=self.weight_grads[i])
-            np.sum(d, axis=0, out=self.bias_grads[i])
+            if d.shape[0] == 1:
+                np.copyto(self.bias_grads[i], d[0])  # the sum of one row is that row
+            else:
+                np.add.reduce(d, axis=0, out=self.bias_grads[i])
+            if finite:
+                finite = self._layer_grads_finite(i, a_prev, d)
             layer.weight.grad = self.weight_grads[i]
             layer.bias.grad = self.bias_grads[i]
             if i == 0:
@@ -266,7 +294,27 @@ class FusedStep:
                 target_buffer = buf.d[j]
             d = np.dot(d, layer.weight.data.T, out=target_buffer)
             self._activation_grad(j, d, buf, mask)
+        self.grads_finite = finite
         return cost
+
+    def _layer_grads_finite(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
+        """Whether layer ``i``'s dC/dW and dC/db are finite, by the cheaper of two proofs.
+
+        dC/dW = a_prev^T d has entries of size at most n * max|a_prev| * max|d|: when that bound
+        is finite in the dtype, so is every entry, and the bound reads n * (in + out) numbers.
+        Reading dC/dW itself costs in * out; at small batches the bound is far cheaper.
+        """
+        db = self.bias_grads[i]
+        if not (np.isfinite(db.max()) and np.isfinite(db.min())):
+            return False
+        n, (n_in, n_out) = d.shape[0], self.weight_grads[i].shape
+        if n * (n_in + n_out) < n_in * n_out:
+            a_max = max(float(a_prev.max()), -float(a_prev.min()))
+            d_max = max(float(d.max()), -float(d.min()))
+            if n * a_max * d_max < float(np.finfo(self.dtype).max):  # NaN compares False
+                return True
+        dw = self.weight_grads[i]
+        return bool(np.isfinite(dw.max()) and np.isfinite(dw.min()))
 
 
 class _Shape:

@@ -206,10 +206,12 @@ def fit(
         validation = (_as_model_dtype(X_val, dtype), y_val)
     else:
         X, y, validation = _split_validation(X, y, validation_split)
+    step_fn = compile_step(model, loss_fn) if fused else None
+    if step_fn is not None:
+        y = step_fn.check_targets(y)  # once here, so each update only converts its batch
     rng = as_generator(seed)
     loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
     params = model.parameters()
-    step_fn = compile_step(model, loss_fn) if fused else None
     if not params:
         raise ValueError("the model has no trainable parameters (no Tensor with requires_grad)")
 
@@ -253,7 +255,8 @@ def fit(
                     rate = optimizer.lr
                     if step_fn is not None:
                         value = step_fn(xb, yb)
-                        output = step_fn.output
+                        output = step_fn.output if metric_fns else None
+                        grads_ok = step_fn.grads_finite
                     else:
                         model.zero_grad()
                         pred = model(xb)
@@ -262,9 +265,10 @@ def fit(
                         if np.isfinite(value):
                             cost.backward()
                         output = pred.data
+                        grads_ok = _grads_finite(params)
                     if not np.isfinite(value):
                         raise _diverged("the cost", value, step, epoch, rate, history)
-                    if not _grads_finite(params):
+                    if not grads_ok:
                         raise _diverged("a gradient", "not finite", step, epoch, rate, history)
                     optimizer.step(params)
                     step_loss.append(value)
