@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from descend._names import resolve
 from descend.autodiff import ops
 from descend.autodiff.primitives import PRIMITIVES
 from descend.autodiff.tensor import Tensor, apply
@@ -279,15 +280,8 @@ def get(loss: str | Callable) -> Callable:
     >>> ds.losses.get("cross_entropy").__name__
     'categorical_cross_entropy'
     """
-    if callable(loss):
-        return loss
-    key = str(loss).lower()
-    if key not in LOSSES:
-        raise ValueError(
-            f"loss={loss!r} is not a known cost function; use one of {sorted(LOSSES)} or a "
-            "callable (pred, target) -> one-element Tensor"
-        )
-    return LOSSES[key]
+    return resolve(loss, LOSSES, argument="loss", what="cost function",
+                   callable_hint="a callable (pred, target) -> one-element Tensor")  # fmt: skip
 
 
 def is_classification(loss: str | Callable) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from descend._names import resolve
 from descend.autodiff import ops
 from descend.nn.module import Module
 
@@ -38,15 +39,8 @@ def get_activation(activation: str | Callable | None) -> Callable:
     """
     if activation is None:
         return linear
-    if callable(activation):
-        return activation
-    key = str(activation).lower()
-    if key not in ACTIVATIONS:
-        raise ValueError(
-            f"activation={activation!r} is not a known activation; use one of "
-            f"{sorted(ACTIVATIONS)} or a callable taking and returning a Tensor"
-        )
-    return ACTIVATIONS[key]
+    return resolve(activation, ACTIVATIONS, argument="activation", what="activation",
+                   callable_hint="a callable taking and returning a Tensor")  # fmt: skip
 
 
 def activation_name(activation: str | Callable | None) -> str | None:

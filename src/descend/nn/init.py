@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from descend._names import resolve
+
 
 def he_normal(shape, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
     """He (Kaiming) normal: N(0, 2 / fan_in), the scale that keeps ReLU activations' variance.
@@ -106,12 +108,5 @@ def get_initializer(init: str | Callable) -> Callable:
     >>> get_initializer("xavier").__name__
     'glorot_uniform'
     """
-    if callable(init):
-        return init
-    key = str(init).lower()
-    if key not in INITIALIZERS:
-        raise ValueError(
-            f"init={init!r} is not a known initializer; use one of {sorted(INITIALIZERS)} "
-            "or a callable (shape, rng, dtype) -> array"
-        )
-    return INITIALIZERS[key]
+    return resolve(init, INITIALIZERS, argument="init", what="initializer",
+                   callable_hint="a callable (shape, rng, dtype) -> array")  # fmt: skip
