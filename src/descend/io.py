@@ -1,10 +1,19 @@
 """Save and load models: the architecture as JSON, the weights as ``.npy`` arrays, in one zip file.
 
 A model file is an ordinary ``.npz`` archive (so ``np.load(path)`` lists the weights) that also
-holds ``model.json``, the architecture, readable with any unzip tool. Nothing is ever unpickled:
-arrays are read with ``allow_pickle=False`` after their headers have been checked against the
-architecture and the size of the file, so a truncated, altered or hostile file raises
-:class:`ModelFileError` and never runs code or allocates more memory than the file justifies.
+holds ``model.json``, the architecture, readable with any unzip tool. Checkpoints
+(:class:`descend.train.Checkpoint`) are the same kind of archive with more members, written and
+read by the same code here (:func:`write_archive`, :class:`ArchiveReader`).
+
+Nothing is ever unpickled, and nothing is trusted before it is checked. Opening an archive checks
+its directory first: no duplicate or path-like member names, every member stored uncompressed
+(as descend writes them) with its declared size equal to its stored size and inside the file, so
+no member can expand beyond the bytes on disk (no zip bombs). A JSON member is read only up to a
+fixed limit (1 MiB); an array is read only after its ``.npy`` header (parsed as a literal, never
+executed) announces a dtype from a short list (no ``object``, so no pickle), a shape that fits
+the expectation and exactly the number of bytes the member holds. Every member's CRC-32 is
+verified. Whatever is wrong, :class:`ModelFileError` says what, and never runs code or allocates
+more memory than the file's size justifies.
 
 Files are written atomically: to a temporary file in the same folder, flushed to disk, then
 renamed over the target. A crash while saving leaves the previous file intact.
@@ -12,12 +21,17 @@ renamed over the target. A crash while saving leaves the previous file intact.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import math
 import os
+import re
+import struct
 import tempfile
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +39,57 @@ import numpy as np
 from descend.nn.module import Module
 from descend.nn.sequential import from_config
 
+__all__ = [
+    "ArchiveReader", "ModelFileError", "atomic_write", "load", "model_members", "read_model",
+    "save", "write_archive",
+]  # fmt: skip
+
 FORMAT = "descend-model"
 VERSION = 1
 CONFIG_MEMBER = "model.json"
 MAX_CONFIG_BYTES = 1 << 20
+MAX_NPY_HEADER_BYTES = 4096
 _ALLOWED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# The .npy descriptors descend reads (and writes): little-endian, no objects, ever.
+_DESCRS = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
+_NPY_MAGIC = b"\x93NUMPY"
+# Plain names only: letters, digits, '_', '.', '-', not starting with '.'; no '/' or '\\'.
+_MEMBER_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,254}\Z")
+# What a broken or hostile archive can make zipfile, struct, zlib, json or ast raise.
+_READ_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, TypeError,
+    KeyError, IndexError, OverflowError, RuntimeError, NotImplementedError, struct.error,
+    zlib.error, UnicodeDecodeError, SyntaxError, MemoryError, RecursionError,
+)  # fmt: skip
 
 
 class ModelFileError(ValueError):
-    """A model or checkpoint file is missing, truncated, corrupt, or not what it claims to be."""
+    """A model or checkpoint file is truncated, corrupt, or not what it claims to be.
+
+    Raised by :func:`load` and by reading a checkpoint, with a message that names the file, the
+    member and the problem. A missing file raises ``FileNotFoundError`` instead.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, descend as ds
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.npz"
+    >>> _ = path.write_text("not a model")
+    >>> try:
+    ...     ds.load(path)
+    ... except ds.ModelFileError as err:
+    ...     print("not a descend model file" in str(err))
+    True
+    """
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Write a file atomically: ``write(f)`` fills a temporary file that then replaces ``path``.
+
+    The temporary file sits in the same folder (``.<name>.<random>.tmp``), is flushed and
+    fsync-ed, then renamed over ``path`` (atomic on POSIX and Windows); the folder is fsync-ed
+    too. If anything fails or the process is interrupted before the rename, the temporary file is
+    removed and ``path`` keeps its previous content. (A process killed outright can leave the
+    temporary file behind, never a broken ``path``.)
 
     Parameters
     ----------
@@ -83,8 +135,363 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # Little-endian, C order, as the reader expects.
+    array = np.ascontiguousarray(array)
+    array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def write_archive(
+    path: str | os.PathLike,
+    json_members: Mapping[str, object],
+    arrays: Mapping[str, np.ndarray],
+) -> Path:
+    """Write one archive atomically: JSON members and arrays (``<name>.npy``), uncompressed.
+
+    The format of model files and checkpoints: a zip (an ``.npz`` for NumPy), every member
+    stored, readable back with :class:`ArchiveReader`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to write (replaced atomically, see :func:`atomic_write`).
+    json_members : mapping of str to JSON-serialisable object
+        Member name (e.g. ``"model.json"``) to content.
+    arrays : mapping of str to ndarray
+        Array name to array; stored as member ``<name>.npy`` (float32, float64 or int64).
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> path = write_archive(tempfile.mkdtemp() + "/a.npz", {"info.json": {"n": 2}},
+    ...                      {"w": np.arange(2.0)})
+    >>> with ArchiveReader(path) as archive:
+    ...     archive.read_json("info.json"), archive.read_array("w")
+    ({'n': 2}, array([0., 1.]))
+    """
+    blobs: dict[str, bytes] = {}
+    for name, content in json_members.items():
+        blobs[_checked_name(name)] = json.dumps(content, indent=1).encode()
+    for name, array in arrays.items():
+        member = _checked_name(f"{name}.npy")
+        if member in blobs:
+            raise ValueError(f"two members of the archive would be named {member!r}")
+        array = np.asarray(array)
+        if array.dtype.newbyteorder("<").str not in _DESCRS:
+            raise TypeError(f"array {name!r} has dtype {array.dtype}; use float32/64 or int64")
+        blobs[member] = _npy_bytes(array)
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
+            for member, blob in blobs.items():
+                archive.writestr(member, blob)
+
+    return atomic_write(path, write)
+
+
+def _checked_name(name: str) -> str:
+    if not _MEMBER_NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"{name!r} cannot be a member name: use letters, digits, '_', '.' and '-' only"
+        )
+    return name
+
+
+class ArchiveReader:
+    """Open a model file or checkpoint and read its members, checking everything first.
+
+    Opening checks the archive's directory: a readable zip, no duplicate or path-like member
+    names, every member stored uncompressed, within the file and with the size it declares.
+    Reads are then bounded by those sizes, and every member's CRC-32 is verified.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    what : str, default "model file"
+        How the file is called in error messages ("checkpoint", ...).
+
+    Attributes
+    ----------
+    path : Path
+    names : set of str
+        The member names.
+    file_size : int
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ModelFileError
+        For everything wrong inside it; the message names the problem.
+
+    Examples
+    --------
+    >>> import tempfile, descend as ds
+    >>> path = ds.save(ds.nn.mlp([2, 1], seed=0), tempfile.mkdtemp() + "/m.npz")
+    >>> with ArchiveReader(path) as archive:
+    ...     sorted(archive.names)
+    ['0.bias.npy', '0.weight.npy', 'model.json']
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "model file") -> None:
+        self.path = Path(path)
+        self.what = what
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"no {what} at {self.path}; check the path (ds.save writes .npz)"
+            )
+        self.file_size = self.path.stat().st_size
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except _READ_ERRORS as exc:
+            raise self.error(
+                f"is not a descend {what} (not a valid archive: {_reason(exc)})"
+            ) from None
+        try:
+            self._infos = self._check_directory()
+        except BaseException:
+            self._zip.close()
+            raise
+        self.names = set(self._infos)
+
+    def error(self, message: str) -> ModelFileError:
+        """A :class:`ModelFileError` whose message starts with the file's path."""
+        return ModelFileError(f"{self.path}: {message}")
+
+    def _check_directory(self) -> dict[str, zipfile.ZipInfo]:
+        infos: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for info in self._zip.infolist():
+            name = info.filename
+            if name in infos:
+                raise self.error(f"the member {name!r} appears twice; the file was tampered with")
+            if not _MEMBER_NAME.match(name) or ".." in name:
+                raise self.error(
+                    f"has a member named {name!r}; a descend {self.what} holds only plain names "
+                    "(no folders or paths)"
+                )
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise self.error(
+                    f"{name} is compressed (method {info.compress_type}); descend stores members "
+                    "uncompressed, so this file was not written by descend or was altered"
+                )
+            if info.flag_bits & 0x1:
+                raise self.error(f"{name} is encrypted")
+            if info.file_size != info.compress_size:
+                raise self.error(
+                    f"{name} declares {info.file_size} bytes but stores {info.compress_size}; "
+                    "the file is corrupt or hostile"
+                )
+            if info.header_offset + info.compress_size > self.file_size:
+                raise self.error(
+                    f"{name} extends beyond the end of the file; the file is truncated"
+                )
+            total += info.file_size
+            infos[name] = info
+        if total > self.file_size:
+            raise self.error(
+                f"its members declare {total} bytes in a file of {self.file_size}; the file is "
+                "corrupt or hostile"
+            )
+        return infos
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._zip.close()
+
+    def _info(self, member: str, missing: str) -> zipfile.ZipInfo:
+        info = self._infos.get(member)
+        if info is None:
+            raise self.error(missing)
+        return info
+
+    def _read_all(self, info: zipfile.ZipInfo) -> bytes:
+        # Declared size == stored size <= file size (checked at opening); reading to the end
+        # verifies the CRC-32.
+        try:
+            with self._zip.open(info) as f:
+                data = f.read(info.file_size)
+                if f.read(1):
+                    raise ValueError("more data than declared")
+        except _READ_ERRORS as exc:
+            raise self.error(f"{info.filename} cannot be read ({_reason(exc)})") from None
+        if len(data) != info.file_size:
+            raise self.error(f"{info.filename} is truncated")
+        return data
+
+    def read_json(self, member: str, *, max_bytes: int = MAX_CONFIG_BYTES) -> dict:
+        """Read a JSON object member of at most ``max_bytes`` bytes.
+
+        Raises
+        ------
+        ModelFileError
+            Missing, larger than ``max_bytes``, not UTF-8 JSON, or not a JSON object.
+        """
+        info = self._info(member, f"has no {member}: it is not a descend {self.what}")
+        if info.file_size > max_bytes:
+            raise self.error(
+                f"{member} announces {info.file_size} bytes, more than the {max_bytes} it can "
+                "need; the file is corrupt or hostile"
+            )
+        raw = self._read_all(info)
+        try:
+            content = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise self.error(f"{member} is not valid JSON ({_reason(exc)})") from None
+        if not isinstance(content, dict):
+            raise self.error(f"{member} holds {type(content).__name__}, not a JSON object")
+        return content
+
+    def read_array(
+        self,
+        name: str,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtypes: Iterable = _ALLOWED_DTYPES,
+        what: str | None = None,
+    ) -> np.ndarray:
+        """Read the array stored as member ``<name>.npy``, checking its header first.
+
+        Parameters
+        ----------
+        name : str
+        shape : tuple of int, optional
+            The shape it must have; any shape when None (its bytes are still checked against
+            the member's size before anything is allocated).
+        dtypes : iterable of dtype, default (float32, float64)
+            The dtypes it may have.
+        what : str, optional
+            What the array is, for messages (default ``repr(name)``).
+
+        Returns
+        -------
+        ndarray
+            A new, writeable array.
+        """
+        member = f"{name}.npy"
+        what = what or repr(name)
+        info = self._info(member, f"the array {what} ({member}) is missing")
+        raw = self._read_all(info)
+        try:
+            descr, fortran, found_shape, offset = _parse_npy_header(raw)
+        except _READ_ERRORS as exc:
+            raise self.error(f"{member} has no valid array header ({_reason(exc)})") from None
+        allowed = {np.dtype(d) for d in dtypes}
+        dtype = _DESCRS.get(descr)
+        if dtype is None or dtype not in allowed:
+            names = " or ".join(sorted(str(d) for d in allowed))
+            raise self.error(
+                f"{member} holds dtype {descr!r}; {what} must be {names} (never objects)"
+            )
+        if shape is not None and found_shape != tuple(shape):
+            raise self.error(
+                f"{member} has shape {found_shape}, the {self.what} needs {tuple(shape)}"
+            )
+        n_bytes = math.prod(found_shape) * dtype.itemsize
+        if n_bytes != len(raw) - offset:
+            raise self.error(
+                f"{member} announces {n_bytes} bytes of data for shape {found_shape} but holds "
+                f"{len(raw) - offset}; the file is truncated or corrupt"
+            )
+        array = np.frombuffer(raw, dtype=dtype, count=math.prod(found_shape), offset=offset)
+        array = array.reshape(found_shape, order="F" if fortran else "C")
+        return array.astype(dtype.newbyteorder("="), order="C", copy=True)
+
+    def check_members(self, expected: Iterable[str]) -> None:
+        """Raise ModelFileError unless the members are exactly ``expected``."""
+        expected = set(expected)
+        missing, unexpected = sorted(expected - self.names), sorted(self.names - expected)
+        if missing:
+            raise self.error(f"members {_few(missing)} are missing")
+        if unexpected:
+            raise self.error(
+                f"has unexpected members {_few(unexpected)}; the file was altered or is not a "
+                f"descend {self.what}"
+            )
+
+
+def _parse_npy_header(raw: bytes) -> tuple[str, bool, tuple[int, ...], int]:
+    """(descr, fortran_order, shape, data offset) of a .npy file, parsed without executing it."""
+    if raw[:6] != _NPY_MAGIC or len(raw) < 10:
+        raise ValueError("not a .npy array (bad magic string)")
+    major = raw[6]
+    if major == 1:
+        (length,), start = struct.unpack("<H", raw[8:10]), 10
+    elif major in (2, 3):
+        (length,), start = struct.unpack("<I", raw[8:12]), 12
+    else:
+        raise ValueError(f"unsupported .npy version {major}")
+    if length > MAX_NPY_HEADER_BYTES or start + length > len(raw):
+        raise ValueError(f"header of {length} bytes")
+    text = raw[start : start + length].decode("utf-8" if major == 3 else "latin1")
+    header = ast.literal_eval(text)  # literals only: nothing is executed
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("the header is not the dict of descr, fortran_order and shape")
+    descr, fortran, shape = header["descr"], header["fortran_order"], header["shape"]
+    if not isinstance(descr, str) or not isinstance(fortran, bool):
+        raise ValueError("descr or fortran_order is invalid")
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) > 32
+        or not all(type(n) is int and n >= 0 for n in shape)
+    ):
+        raise ValueError(f"shape {shape!r} is invalid")
+    return descr, fortran, shape, start + length
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _few(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ----------------------------------------------------------------------------- the model part
+
+
+def model_members(model: Module) -> tuple[dict, dict[str, np.ndarray]]:
+    """The model's description (``model.json``) and its arrays, as a model file stores them.
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a Module.
+    ValueError
+        When the model cannot describe itself (a custom activation function, say).
+
+    Examples
+    --------
+    >>> import descend as ds
+    >>> config, arrays = model_members(ds.nn.mlp([2, 1], seed=0))
+    >>> config["parameters"]["0.weight"], sorted(arrays)
+    ({'shape': [2, 1], 'dtype': 'float32'}, ['0.bias', '0.weight'])
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a descend.nn.Module, got {type(model).__name__}")
+    params = model.named_parameters()
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": model.get_config(),
+        "parameters": {
+            n: {"shape": list(p.shape), "dtype": str(p.dtype)} for n, p in params.items()
+        },
+    }
+    return config, {name: p.data for name, p in params.items()}
 
 
 def save(model: Module, path: str | os.PathLike) -> Path:
@@ -114,106 +521,101 @@ def save(model: Module, path: str | os.PathLike) -> Path:
     >>> bool(np.array_equal(ds.predict(ds.load(path), X), ds.predict(model, X)))
     True
     """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a descend.nn.Module, got {type(model).__name__}")
+    config, arrays = model_members(model)
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(".npz")
-    params = model.named_parameters()
-    config = {
-        "format": FORMAT,
-        "version": VERSION,
-        "architecture": model.get_config(),
-        "parameters": {
-            n: {"shape": list(p.shape), "dtype": str(p.dtype)} for n, p in params.items()
-        },
-    }
-    blob = json.dumps(config, indent=2).encode()
-
-    def write(f) -> None:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(CONFIG_MEMBER, blob)
-            for name, p in params.items():
-                archive.writestr(f"{name}.npy", _npy_bytes(p.data))
-
-    return atomic_write(path, write)
+    return write_archive(path, {CONFIG_MEMBER: config}, arrays)
 
 
-def _read_config(archive: zipfile.ZipFile, path: Path) -> dict:
-    try:
-        info = archive.getinfo(CONFIG_MEMBER)
-    except KeyError:
-        raise ModelFileError(
-            f"{path} has no {CONFIG_MEMBER}: it is not a descend model file"
-        ) from None
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(
-            f"{path}: {CONFIG_MEMBER} announces {info.file_size} bytes, more than the "
-            f"{MAX_CONFIG_BYTES} a model description can need; the file is corrupt or hostile"
-        )
-    with archive.open(info) as f:
-        raw = f.read(MAX_CONFIG_BYTES + 1)
-    try:
-        config = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: {CONFIG_MEMBER} is not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: {CONFIG_MEMBER} does not describe a descend model")
+def _declared_dense_bytes(architecture) -> int:
+    """Bytes of weights the built-in layers of an architecture would allocate (walked without
+    recursion, so a deeply nested description cannot overflow the stack)."""
+    total, todo = 0, [architecture]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if node.get("class") == "Dense":
+                n_in, n_out = node.get("in_features"), node.get("out_features")
+                if type(n_in) is int and type(n_out) is int and n_in > 0 and n_out > 0:
+                    total += (n_in + 1) * n_out * 8
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return total
+
+
+def read_model(archive: ArchiveReader) -> tuple[Module, set[str]]:
+    """Build the model an open archive describes and load its weights.
+
+    Returns
+    -------
+    model : Module
+    members : set of str
+        The members the model part used (``model.json`` and the weights).
+
+    Raises
+    ------
+    ModelFileError
+        For anything wrong with the description or the weights.
+
+    Examples
+    --------
+    >>> import tempfile, descend as ds
+    >>> path = ds.save(ds.nn.mlp([2, 1], seed=0), tempfile.mkdtemp() + "/m.npz")
+    >>> with ArchiveReader(path) as archive:
+    ...     model, members = read_model(archive)
+    >>> model[0].weight.shape, sorted(members)
+    ((2, 1), ['0.bias.npy', '0.weight.npy', 'model.json'])
+    """
+    config = archive.read_json(CONFIG_MEMBER)
+    if config.get("format") != FORMAT:
+        raise archive.error(f"{CONFIG_MEMBER} does not describe a descend model")
     if config.get("version") != VERSION:
-        raise ModelFileError(
-            f"{path}: model file version {config.get('version')!r} is not supported "
+        raise archive.error(
+            f"model file version {config.get('version')!r} is not supported "
             f"(this descend reads version {VERSION}); save it again with this version"
         )
-    if not isinstance(config.get("parameters"), dict):
-        raise ModelFileError(f"{path}: {CONFIG_MEMBER} has no 'parameters' table")
-    return config
-
-
-def _read_array(archive: zipfile.ZipFile, name: str, expected_shape, path: Path) -> np.ndarray:
-    member = f"{name}.npy"
+    described = config.get("parameters")
+    if not isinstance(described, dict):
+        raise archive.error(f"{CONFIG_MEMBER} has no 'parameters' table")
+    # Building the architecture allocates its weights: refuse sizes the file cannot hold.
+    announced = _declared_dense_bytes(config.get("architecture"))
+    if announced > 2 * archive.file_size + (1 << 16):
+        raise archive.error(
+            f"the architecture announces about {announced} bytes of weights but the file has "
+            f"{archive.file_size}; the file is corrupt or hostile"
+        )
     try:
-        info = archive.getinfo(member)
-    except KeyError:
-        raise ModelFileError(f"{path}: the weights of {name!r} ({member}) are missing") from None
-    with archive.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-        except (ValueError, OSError, EOFError, SyntaxError) as exc:
-            raise ModelFileError(f"{path}: {member} has no valid array header ({exc})") from None
-        if dtype not in _ALLOWED_DTYPES:
-            raise ModelFileError(
-                f"{path}: {member} holds dtype {dtype}; model weights must be float32 or float64"
-            )
-        if tuple(shape) != tuple(expected_shape):
-            raise ModelFileError(
-                f"{path}: {member} has shape {tuple(shape)}, the architecture needs "
-                f"{tuple(expected_shape)}"
-            )
-        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if n_bytes > info.file_size:
-            raise ModelFileError(
-                f"{path}: {member} announces {n_bytes} bytes of data but holds {info.file_size}; "
-                "the file is truncated or corrupt"
-            )
-        try:
-            data = f.read(n_bytes)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise ModelFileError(f"{path}: {member} cannot be read ({exc})") from None
-    if len(data) != n_bytes:
-        raise ModelFileError(f"{path}: {member} is truncated")
-    array = np.frombuffer(data, dtype=dtype)
-    order = "F" if fortran else "C"
-    return array.reshape(shape, order=order).copy()
+        model = from_config(config.get("architecture"))
+    except Exception as exc:  # a registered class may raise anything: the file is at fault
+        raise archive.error(f"the architecture cannot be built ({_reason(exc)})") from None
+    if not isinstance(model, Module):
+        raise archive.error("the architecture does not describe a model")
+    params = model.named_parameters()
+    if sorted(described) != sorted(params):
+        raise archive.error(
+            f"the file lists parameters {sorted(described)} but the architecture has "
+            f"{sorted(params)}"
+        )
+    state = {}
+    for name, p in params.items():
+        array = archive.read_array(name, shape=p.shape, what=f"the weights of {name!r}")
+        if array.dtype != p.dtype:
+            raise archive.error(f"{name} is {array.dtype} but the architecture says {p.dtype}")
+        state[name] = array
+    model.load_state_dict(state)
+    return model, {CONFIG_MEMBER} | {f"{name}.npy" for name in params}
+
+
+# Members a checkpoint adds to the model part (see descend.train.checkpoint): load() reads the
+# model out of a checkpoint too, and accepts these.
+CHECKPOINT_MEMBER = "checkpoint.json"
+CHECKPOINT_PREFIXES = ("optimizer.", "history.")
 
 
 def load(path: str | os.PathLike) -> Module:
-    """Load a model saved by :func:`save`.
+    """Load a model saved by :func:`save` (or the model inside a checkpoint).
 
     Parameters
     ----------
@@ -229,7 +631,8 @@ def load(path: str | os.PathLike) -> Module:
     FileNotFoundError
         When there is no such file.
     ModelFileError
-        When the file is not a valid descend model file (truncated, altered, another format).
+        When the file is not a valid descend model file: truncated, altered, hostile (see the
+        module documentation for what is checked) or of another format.
 
     Examples
     --------
@@ -240,33 +643,18 @@ def load(path: str | os.PathLike) -> Module:
       (0): Dense(2, 1, activation='linear')
     )
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}; check the path (save writes .npz)")
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(
-            f"{path} is not a descend model file (not a valid archive: {exc})"
-        ) from None
-    with archive:
-        config = _read_config(archive, path)
-        try:
-            model = from_config(config["architecture"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ModelFileError(f"{path}: the architecture cannot be built ({exc})") from None
-        params = model.named_parameters()
-        described = config["parameters"]
-        if sorted(described) != sorted(params):
-            raise ModelFileError(
-                f"{path}: the file lists parameters {sorted(described)} but the architecture has "
-                f"{sorted(params)}"
+    with ArchiveReader(path) as archive:
+        model, used = read_model(archive)
+        unexpected = archive.names - used
+        if CHECKPOINT_MEMBER in archive.names:
+            unexpected = {
+                n
+                for n in unexpected
+                if n != CHECKPOINT_MEMBER and not n.startswith(CHECKPOINT_PREFIXES)
+            }
+        if unexpected:
+            raise archive.error(
+                f"has unexpected members {_few(sorted(unexpected))}; the file was altered or is "
+                "not a descend model file"
             )
-        state = {name: _read_array(archive, name, p.shape, path) for name, p in params.items()}
-    for name, array in state.items():
-        if array.dtype != params[name].dtype:
-            raise ModelFileError(
-                f"{path}: {name} is {array.dtype} but the architecture says {params[name].dtype}"
-            )
-    model.load_state_dict(state)
     return model

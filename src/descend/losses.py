@@ -11,6 +11,8 @@ exact, and finite for any logits (``log`` of a probability that rounded to 0 nev
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -27,12 +29,68 @@ __all__ = [
 
 
 def _as_tensor(pred) -> Tensor:
-    if isinstance(pred, Tensor):
-        return pred
-    array = np.asarray(pred)
-    if not np.issubdtype(array.dtype, np.floating):
+    tensor = pred if isinstance(pred, Tensor) else None
+    array = pred.data if tensor is not None else np.asarray(pred)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"pred must hold numbers (the model's output), got dtype {array.dtype}; convert it "
+            "with np.asarray(pred, dtype=float)"
+        )
+    if array.size == 0:
+        raise ValueError(f"pred is empty (shape {array.shape}); a cost needs at least one sample")
+    # NaN or inf predictions are caught by the probability check or, from logits, by the cost
+    # they make (see _checked): no pass over pred here.
+    if tensor is not None:
+        return tensor
+    if array.dtype not in (np.float32, np.float64):  # ints, bools, float16: in float64
         array = array.astype(np.float64)
     return Tensor(array)
+
+
+def _check_probabilities(pred: Tensor) -> None:
+    """Probabilities lie in [0, 1]; anything else is logits or a mistake, not to be clipped."""
+    data = pred.data
+    low, high = data.min(), data.max()
+    if not (low >= 0 and high <= 1):  # NaN fails both comparisons
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise _nonfinite_pred()
+        raise ValueError(
+            f"pred holds values from {low:.4g} to {high:.4g}, outside [0, 1]: probabilities "
+            "were expected; for raw scores (logits) pass from_logits=True"
+        )
+
+
+def _nonfinite_pred() -> ValueError:
+    return ValueError(
+        "pred contains NaN or infinite values; the model's output is not finite (its parameters "
+        "diverged, or the inputs are extreme)"
+    )
+
+
+class _CostOverflow(ValueError):
+    """The cost of finite predictions is not finite: it overflows the dtype."""
+
+
+def _checked(cost_fn: Callable) -> Callable:
+    """Compute a cost without NumPy's overflow warnings, and refuse a result that is not finite
+    (``fit`` turns this into a DivergenceError)."""
+
+    @functools.wraps(cost_fn)
+    def cost(pred, target, from_logits: bool = False) -> Tensor:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = cost_fn(pred, target, from_logits)
+        if not math.isfinite(out.data):
+            values = pred.data if isinstance(pred, Tensor) else np.asarray(pred)
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise _nonfinite_pred()
+            raise _CostOverflow(
+                f"the cost is {float(out.data)} although pred and target are finite: it "
+                f"overflows {out.dtype}; pred or target hold values too large (rescale them, "
+                "e.g. standardise the targets) or compute in float64"
+            )
+        return out
+
+    return cost
 
 
 def _target_array(target) -> np.ndarray:
@@ -65,11 +123,12 @@ def _match_column(t: np.ndarray, pred: Tensor, arg: str = "target") -> np.ndarra
     if pred.ndim == 1 and t.shape == (pred.shape[0], 1):
         return t.reshape(-1)
     raise ValueError(
-        f"{arg} has shape {t.shape} but the predictions have shape {pred.shape}; they must match "
-        "(a 1-D target of n values also goes with predictions of shape (n, 1))"
+        f"{arg} has shape {t.shape} but pred (the predictions) has shape {pred.shape}; they must "
+        "match (a 1-D target of n values also goes with pred of shape (n, 1))"
     )
 
 
+@_checked
 def mse(pred, target, from_logits: bool = False) -> Tensor:
     """Mean squared error: C = (1/N) sum (pred - target)^2 over all N entries.
 
@@ -98,7 +157,15 @@ def mse(pred, target, from_logits: bool = False) -> Tensor:
     if t.dtype.kind not in "biuf":
         raise TypeError(f"target must be numeric for mse, got dtype {t.dtype}")
     _check_finite_target(t)
-    t = _match_column(t, pred).astype(pred.dtype, copy=False)
+    t = _match_column(t, pred)
+    if t.dtype.kind == "f" and t.dtype.itemsize > pred.dtype.itemsize:
+        limit = np.finfo(pred.dtype).max
+        if t.max() > limit or t.min() < -limit:
+            raise ValueError(
+                f"target holds values beyond the range of pred's dtype {pred.dtype}; rescale "
+                "the targets (e.g. standardise them) or compute in float64"
+            )
+    t = t.astype(pred.dtype, copy=False)
     diff = pred - t
     return (diff * diff).mean()
 
@@ -109,12 +176,14 @@ def _binary_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
     _check_finite_target(t)
     if t.size and (t.min() < 0 or t.max() > 1):
         raise ValueError(
-            f"binary cross-entropy needs targets in [0, 1], got values from {t.min()} to "
-            f"{t.max()}; for several classes use categorical_cross_entropy with a softmax output"
+            f"binary cross-entropy needs targets in [0, 1]: target holds values from {t.min()} "
+            f"to {t.max()}; for several classes use categorical_cross_entropy with a softmax "
+            "output"
         )
     return _match_column(t, pred).astype(pred.dtype, copy=False)
 
 
+@_checked
 def binary_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
     """Binary cross-entropy: C = -(1/N) sum [y log p + (1 - y) log(1 - p)].
 
@@ -147,6 +216,7 @@ def binary_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
     logits = pred if from_logits else _fusable_input(pred, "sigmoid")
     if logits is not None:
         return apply(PRIMITIVES["sigmoid_binary_cross_entropy"], logits, target=t)
+    _check_probabilities(pred)
     eps = float(np.finfo(pred.dtype).eps)
     p = ops.clip(pred, eps, 1 - eps)
     return -(t * ops.log(p) + (1 - t) * ops.log(1 - p)).mean()
@@ -155,7 +225,7 @@ def binary_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
 def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
     if pred.ndim != 2:
         raise ValueError(
-            f"categorical cross-entropy needs predictions of shape (n_samples, n_classes), got "
+            f"categorical cross-entropy needs pred of shape (n_samples, n_classes), got "
             f"{pred.shape}; use a softmax output layer with one unit per class"
         )
     n, k = pred.shape
@@ -169,7 +239,7 @@ def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
         elif t.dtype.kind not in "biu":
             raise TypeError(f"target must hold integer class labels, got dtype {t.dtype}")
         if t.shape[0] != n:
-            raise ValueError(f"target has {t.shape[0]} labels but there are {n} predictions")
+            raise ValueError(f"target has {t.shape[0]} labels but pred has {n} rows")
         if t.size and (t.min() < 0 or t.max() >= k):
             raise ValueError(
                 f"target holds labels from {t.min()} to {t.max()} but the model has {k} outputs "
@@ -186,10 +256,14 @@ def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
         raise TypeError(f"target must be numeric, got dtype {t.dtype}")
     _check_finite_target(t)
     if t.size and (t.min() < 0 or t.max() > 1):
-        raise ValueError("one-hot/probability targets must lie in [0, 1]")
+        raise ValueError(
+            f"target rows (one-hot or probabilities) must lie in [0, 1], got values from "
+            f"{t.min()} to {t.max()}"
+        )
     return t.astype(pred.dtype, copy=False)
 
 
+@_checked
 def categorical_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
     """Categorical cross-entropy: C = -(1/n) sum_i sum_k y_ik log p_ik.
 
@@ -222,6 +296,7 @@ def categorical_cross_entropy(pred, target, from_logits: bool = False) -> Tensor
     logits = pred if from_logits else _fusable_input(pred, "softmax")
     if logits is not None:
         return apply(PRIMITIVES["softmax_cross_entropy"], logits, target=t)
+    _check_probabilities(pred)
     eps = float(np.finfo(pred.dtype).eps)
     if t.ndim == 1:
         picked = pred[np.arange(t.shape[0]), t]

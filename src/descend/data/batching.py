@@ -99,17 +99,44 @@ class Batches:
         return -(-self.n_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.epoch()
+
+    def epoch(self, start: int = 0) -> Iterator[Batch]:
+        """One epoch, from batch ``start`` on: ``iter(b)`` is ``b.epoch()``.
+
+        The epoch's permutation is drawn first, whatever ``start`` is, so that the generator
+        advances exactly as in a whole epoch. Resuming a training run uses this: restore the
+        generator's state of the epoch's start, then skip the batches already done (without
+        reading their rows).
+
+        Parameters
+        ----------
+        start : int, default 0
+            Batches to skip, ``0 <= start <= len(self)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from descend.data import batches
+        >>> b = batches(np.arange(10.0).reshape(5, 2), batch_size=2, shuffle=False)
+        >>> [xb[:, 0].tolist() for xb, _ in b.epoch(start=1)]
+        [[4.0, 6.0], [8.0]]
+        """
+        if isinstance(start, bool) or not isinstance(start, numbers.Integral):
+            raise TypeError(f"start must be an int, got {type(start).__name__} {start!r}")
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start must be in [0, {len(self)}] (batches per epoch), got {start}")
         if self.batch_size == self.n_samples:
             # A full batch is the data itself: permuting it would only change the summation
             # order inside the loss, so it is neither shuffled nor copied.
-            return iter(((self.X, self.y),))
-        # Drawn here, not lazily in the generator, so that every iter() call is one epoch.
+            return iter(((self.X, self.y),)[start:])
+        # Drawn here, not lazily in the generator, so that every call is one epoch.
         order = self._rng.permutation(self.n_samples) if self.shuffle else None
-        return self._epoch(order)
+        return self._epoch(order, int(start))
 
-    def _epoch(self, order: np.ndarray | None) -> Iterator[Batch]:
+    def _epoch(self, order: np.ndarray | None, first: int = 0) -> Iterator[Batch]:
         X, y, k = self.X, self.y, self.batch_size
-        for start in range(0, len(self) * k, k):
+        for start in range(first * k, len(self) * k, k):
             rows = slice(start, start + k) if order is None else order[start : start + k]
             yield X[rows], None if y is None else y[rows]
 

@@ -217,9 +217,11 @@ class ProgressBar(Callback):
         else:
             from tqdm import tqdm  # noqa: PLC0415
         total = logs.get("epochs", 1) * logs.get("steps_per_epoch", 1)
+        # A run resumed from a checkpoint starts where it was.
+        done = getattr(self.history, "n_updates", 0) or 0
         self.bar = tqdm(
-            total=total, unit="update", file=self.file or sys.stderr, dynamic_ncols=True,
-            disable=False, leave=True,
+            total=total, initial=done, unit="update", file=self.file or sys.stderr,
+            dynamic_ncols=True, disable=False, leave=True,
         )  # fmt: skip
 
     def on_step_end(self, step: int, logs: dict) -> None:

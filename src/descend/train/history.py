@@ -28,6 +28,9 @@ class History:
         The settings of the run (batch size, epochs, optimizer, ...).
     stopped_early : bool
         Whether a callback stopped training before the last epoch.
+    interrupted : bool
+        Whether training was interrupted (Ctrl-C, ``KeyboardInterrupt``): ``fit`` then returns
+        the history so far, and the model holds the parameters of the last completed update.
 
     Examples
     --------
@@ -44,6 +47,7 @@ class History:
     wall_time: float = 0.0
     params: dict = field(default_factory=dict)
     stopped_early: bool = False
+    interrupted: bool = False
 
     @property
     def history(self) -> dict[str, list[float]]:
@@ -58,7 +62,8 @@ class History:
 
     def __repr__(self) -> str:
         last = {k: round(v[-1], 6) for k, v in self.epoch.items() if v and k != "time"}
+        flag = ", interrupted=True" if self.interrupted else ""
         return (
             f"History(epochs={self.n_epochs}, updates={self.n_updates}, "
-            f"wall_time={self.wall_time:.3f}s, last={last})"
+            f"wall_time={self.wall_time:.3f}s, last={last}{flag})"
         )
