@@ -1,0 +1,522 @@
+"""Data for the command: a built-in data set by name, or a CSV / ``.npy`` file with a target.
+
+``digits``, ``digits:0-3``, ``digits:0,1,7``, ``moons``, ``moons:500`` (500 samples), ...
+name built-in sets (see ``descend datasets``); anything ending in ``.csv``, ``.tsv``, ``.txt``
+or ``.npy`` is a file. Every error names the file, the column and the row, and what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend.cli.errors import CLIError, UsageError
+
+BUILTIN = ("digits", "breast_cancer", "diabetes", "moons", "circles", "spiral", "xor")
+SYNTHETIC = ("moons", "circles", "spiral", "xor")
+FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".npy")
+# An integer target with at most this many distinct values is taken for class labels.
+MAX_AUTO_CLASSES = 20
+
+
+@dataclass
+class Dataset:
+    """Inputs, targets and what they mean.
+
+    ``y`` holds class codes ``0 .. k-1`` (classification; ``classes[code]`` is the label as the
+    data wrote it) or float values (regression), or is None when the data has no target.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray | None
+    task: str  # "classification" or "regression"
+    features: list[str]
+    target: str | None
+    classes: list[Any] | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of rows."""
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of input columns."""
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int | None:
+        """Number of classes (None for regression)."""
+        return None if self.classes is None else len(self.classes)
+
+
+def is_file_spec(spec: str) -> bool:
+    """Whether ``spec`` names a file rather than a built-in data set.
+
+    >>> is_file_spec("digits:0-3"), is_file_spec("data/train.csv"), is_file_spec("x.npy")
+    (False, True, True)
+    """
+    if spec.lower().endswith(FILE_SUFFIXES) or "/" in spec or "\\" in spec:
+        return True
+    name = spec.partition(":")[0].strip().lower().replace("-", "_")
+    return name not in BUILTIN and Path(spec).exists()
+
+
+def label_key(value: Any) -> str:
+    """A label's identity across files: ``3``, ``3.0`` and ``"3"`` are the same class.
+
+    >>> label_key(3.0), label_key("3"), label_key(" cat ")
+    ('3', '3', 'cat')
+    """
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return label_key(number) if math.isfinite(number) else text
+
+
+def load(spec: str, target: str | None = None, task: str = "auto") -> Dataset:
+    """Load a built-in data set or a file; see the module documentation for ``spec``."""
+    if not spec or not spec.strip():
+        raise UsageError("no data given; name a built-in data set (descend datasets) or a file")
+    spec = spec.strip()
+    if is_file_spec(spec):
+        path = Path(spec)
+        if not path.exists():
+            raise CLIError(f"data file {spec} not found; check the path (relative to {Path.cwd()})")
+        if path.is_dir():
+            raise UsageError(f"{spec} is a folder; give a .csv or .npy file")
+        if path.suffix.lower() == ".npy":
+            data = _load_npy(path, target)
+        else:
+            data = _load_csv(path, target)
+    else:
+        if target is not None:
+            raise UsageError(
+                f"--target is for CSV and .npy files; the built-in data set {spec!r} has its "
+                "own target: drop --target"
+            )
+        data = _load_builtin(spec)
+    return _apply_task(data, task)
+
+
+def _load_builtin(spec: str) -> Dataset:
+    import descend as ds
+
+    name, _, arg = spec.partition(":")
+    name = name.strip().lower().replace("-", "_")
+    if name not in BUILTIN:
+        close = difflib.get_close_matches(name, BUILTIN, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(
+            f"unknown data {spec!r}; {hint}built-in data sets: {', '.join(BUILTIN)} "
+            "(e.g. digits:0-3), or a path to a .csv or .npy file"
+        )
+    extra: dict = {}
+    try:
+        if name == "digits":
+            digits = _parse_digits(arg, spec) if arg else None
+            X, y = ds.datasets.digits(classes=digits)
+            classes = list(digits) if digits else list(range(10))
+        elif name in SYNTHETIC:
+            kwargs: dict[str, Any] = {"seed": 0}
+            if arg:
+                if not arg.strip().isdigit() or int(arg) < 4:
+                    raise UsageError(
+                        f"{spec!r}: after the colon comes a number of samples (at least 4), "
+                        f"e.g. {name}:500"
+                    )
+                kwargs["n_samples"] = int(arg)
+            X, y = getattr(ds.datasets, name)(**kwargs)
+            classes = sorted(int(c) for c in np.unique(y))
+        else:
+            if arg:
+                raise UsageError(f"{spec!r}: {name} takes no option after a colon; use {name}")
+            X, y = getattr(ds.datasets, name)()
+            classes = None if y.dtype.kind == "f" else sorted(int(c) for c in np.unique(y))
+    except ImportError as exc:
+        raise CLIError(str(exc).replace("\n", " ")) from None
+    task = "regression" if classes is None else "classification"
+    if name == "digits":
+        features = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+        extra["image_shape"] = [8, 8]
+    else:
+        features = [f"x{i}" for i in range(X.shape[1])]
+    if name == "breast_cancer":
+        classes = ["malignant", "benign"]
+    return Dataset(
+        name=spec, X=X, y=y, task=task, features=features,
+        target="digit" if name == "digits" else "target", classes=classes,
+        source=f"built-in data set {name}", extra=extra,
+    )  # fmt: skip
+
+
+def _parse_digits(arg: str, spec: str) -> tuple[int, ...]:
+    digits: list[int] = []
+    for part in arg.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d)\s*-\s*(\d)", part)
+        if match:
+            low, high = int(match[1]), int(match[2])
+            if low > high:
+                raise UsageError(f"{spec!r}: the range {part} runs backwards; write e.g. 0-3")
+            digits.extend(range(low, high + 1))
+        elif re.fullmatch(r"\d", part):
+            digits.append(int(part))
+        else:
+            raise UsageError(
+                f"{spec!r}: choose digits as a range or a list, e.g. digits:0-3 or digits:0,1,7"
+            )
+    if len(set(digits)) != len(digits):
+        raise UsageError(f"{spec!r} lists a digit twice; name each digit once")
+    if len(digits) < 2:
+        raise UsageError(f"{spec!r}: choose at least two digits to tell apart, e.g. digits:0-3")
+    return tuple(digits)
+
+
+def _sniff_delimiter(path: Path, sample: str) -> str:
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    first = sample.splitlines()[0] if sample else ""
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_table(path: Path) -> tuple[list[str], list[list[str]], bool]:
+    """The header (or column numbers) and the rows of a CSV file, as text."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from None
+    delimiter = _sniff_delimiter(path, text[:4096])
+    rows = [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if row]
+    if not rows:
+        raise CLIError(f"{path} is empty; it needs a header line and at least one row of data")
+    first = [cell.strip() for cell in rows[0]]
+    has_header = not all(_is_number(cell) for cell in first if cell) or not any(first)
+    header = first if has_header else [str(i) for i in range(len(first))]
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise CLIError(f"{path} has a header but no rows of data")
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            line = i + (2 if has_header else 1)
+            raise CLIError(
+                f"{path}, line {line}: {len(row)} fields where the header has {len(header)}; "
+                f"every row needs one value per column"
+            )
+    return header, body, has_header
+
+
+def find_column(header: list[str], target: str, path: Path) -> int:
+    """The index of column ``target`` (a name, or a number for a file without a header)."""
+    if target in header:
+        return header.index(target)
+    lowered = [h.lower() for h in header]
+    if target.lower() in lowered:
+        return lowered.index(target.lower())
+    shown = ", ".join(header[:30]) + (", ..." if len(header) > 30 else "")
+    raise UsageError(f"{path} has no column {target!r}; --target must be one of: {shown}")
+
+
+def _column_floats(cells: list[str], name: str, path: Path, first_line: int) -> np.ndarray:
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, cell in enumerate(cells):
+        text = cell.strip()
+        try:
+            out[i] = float(text)
+        except ValueError:
+            line = i + first_line
+            if not text:
+                raise CLIError(
+                    f"{path}: column {name!r} is empty in row {i + 1} (line {line}); fill in the "
+                    "value or remove the row"
+                ) from None
+            raise CLIError(
+                f"{path}: column {name!r} holds text ({text!r} in row {i + 1}, line {line}) "
+                "where numbers are needed; convert it to numbers or remove the column"
+            ) from None
+        if not math.isfinite(out[i]):
+            raise CLIError(
+                f"{path}: column {name!r} holds {text!r} in row {i + 1} (line {i + first_line}); "
+                "replace missing or infinite values, or remove the row"
+            )
+    return out
+
+
+def _load_csv(path: Path, target: str | None) -> Dataset:
+    header, body, has_header = read_table(path)
+    if len(header) < 2:
+        raise CLIError(f"{path} has one column; it needs at least one feature and a target")
+    t = len(header) - 1 if target is None else find_column(header, target, path)
+    first_line = 2 if has_header else 1
+    columns = list(zip(*body, strict=True))
+    feature_idx = [j for j in range(len(header)) if j != t]
+    X = np.column_stack(
+        [_column_floats(list(columns[j]), header[j], path, first_line) for j in feature_idx]
+    )
+    raw = [cell.strip() for cell in columns[t]]
+    for i, cell in enumerate(raw):
+        if not cell:
+            raise CLIError(
+                f"{path}: the target column {header[t]!r} is empty in row {i + 1} "
+                f"(line {i + first_line}); fill in the value or remove the row"
+            )
+    data = Dataset(
+        name=str(path), X=X, y=None, task="auto", features=[header[j] for j in feature_idx],
+        target=header[t], source=f"CSV file {path}",
+    )  # fmt: skip
+    data.extra["raw_target"] = raw
+    return data
+
+
+def _load_npy(path: Path, target: str | None) -> Dataset:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise CLIError(f"{path} is not a numeric .npy array ({exc})") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] < 2:
+        raise CLIError(
+            f"{path} holds an array of shape {getattr(array, 'shape', '?')}; it must be 2-D, one "
+            "row per sample, with the features and the target as columns"
+        )
+    if array.dtype.kind not in "biuf":
+        raise CLIError(f"{path} holds {array.dtype} values; it must hold numbers")
+    n_cols = array.shape[1]
+    if target is None:
+        t = n_cols - 1
+    else:
+        try:
+            t = int(target)
+        except ValueError:
+            raise UsageError(
+                f"--target for a .npy file is a column number (0 to {n_cols - 1}, or -1 for the "
+                f"last), got {target!r}"
+            ) from None
+        if not -n_cols <= t < n_cols:
+            raise UsageError(f"--target {t} is out of range: {path} has columns 0 to {n_cols - 1}")
+        t %= n_cols
+    X = np.delete(array, t, axis=1).astype(np.float64)
+    if not np.isfinite(X).all():
+        row, col = np.argwhere(~np.isfinite(X))[0]
+        raise CLIError(
+            f"{path}: row {row} holds {X[row, col]} in a feature column; replace or remove it"
+        )
+    features = [str(j) for j in range(n_cols) if j != t]
+    data = Dataset(
+        name=str(path), X=X, y=None, task="auto", features=features, target=str(t),
+        source=f".npy file {path}",
+    )  # fmt: skip
+    data.extra["raw_target"] = array[:, t].tolist()
+    return data
+
+
+def _apply_task(data: Dataset, task: str) -> Dataset:
+    raw = data.extra.pop("raw_target", None)
+    if raw is None:  # a built-in set: its task is known
+        if task == "regression" and data.task == "classification":
+            data.y = data.y.astype(np.float64)
+            data.task, data.classes = "regression", None
+        elif task == "classification" and data.task == "regression":
+            raise UsageError(
+                f"{data.name} is a regression data set (its target is continuous); drop "
+                "--task classification"
+            )
+        return data
+    numbers = [_as_float(v) for v in raw]
+    numeric = all(v is not None for v in numbers)
+    if task == "regression":
+        if not numeric:
+            bad = next(i for i, v in enumerate(numbers) if v is None)
+            raise CLIError(
+                f"{data.source}: the target column {data.target!r} holds text ({raw[bad]!r} in "
+                f"row {bad + 1}); regression needs numbers (or use --task classification)"
+            )
+        data.task, data.y = "regression", np.asarray(numbers, dtype=np.float64)
+        return data
+    whole = numeric and all(float(v).is_integer() for v in numbers)
+    keys = [label_key(v) for v in raw]
+    n_distinct = len(set(keys))
+    if task == "auto" and numeric and (not whole or n_distinct > MAX_AUTO_CLASSES):
+        data.task, data.y = "regression", np.asarray(numbers, dtype=np.float64)
+        return data
+    if n_distinct < 2:
+        raise CLIError(
+            f"{data.source}: the target column {data.target!r} has a single value ({raw[0]!r}); "
+            "a classifier needs at least two classes"
+        )
+    if numeric:
+        classes = sorted({float(v) for v in numbers})
+        classes = [int(c) if c.is_integer() else c for c in classes]
+    else:
+        classes = sorted(set(keys))
+    index = {label_key(c): i for i, c in enumerate(classes)}
+    data.y = np.asarray([index[k] for k in keys], dtype=np.int64)
+    data.task, data.classes = "classification", classes
+    return data
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def encode_labels(raw: list[Any], classes: list[Any], source: str) -> np.ndarray:
+    """Codes ``0 .. k-1`` of labels in a run's class list; unknown labels are an error."""
+    index = {label_key(c): i for i, c in enumerate(classes)}
+    codes = np.empty(len(raw), dtype=np.int64)
+    for i, value in enumerate(raw):
+        code = index.get(label_key(value))
+        if code is None:
+            known = ", ".join(str(c) for c in classes)
+            raise CLIError(
+                f"{source}: row {i + 1} has the label {value!r}, which the model was not trained "
+                f"on (it knows {known})"
+            )
+        codes[i] = code
+    return codes
+
+
+def load_for_model(
+    spec: str, info: dict, target: str | None = None, need_target: bool = True
+) -> Dataset:
+    """Load new data for a trained model, matching its features and classes.
+
+    ``info`` is the run's ``preprocess.json``: ``features``, ``target``, ``task``, ``classes``
+    and ``kind`` (``"builtin"``, ``"csv"`` or ``"npy"``). Feature columns of a CSV file are
+    found by name when the model was trained on a CSV file with a header; otherwise by position.
+    """
+    features: list[str] = info["features"]
+    n_features = len(features)
+    if not is_file_spec(spec):
+        data = load(spec, target, task=info["task"] if info["task"] == "regression" else "auto")
+        _check_width(data.n_features, n_features, spec)
+        if info["task"] == "classification" and data.y is not None:
+            if data.classes is None:
+                raise CLIError(f"{spec} is regression data; the model is a classifier")
+            labels = [data.classes[c] for c in data.y]
+            data.y = encode_labels(labels, info["classes"], spec)
+            data.classes = info["classes"]
+        data.task = info["task"]
+        return data
+    path = Path(spec)
+    if not path.exists():
+        raise CLIError(f"data file {spec} not found; check the path (relative to {Path.cwd()})")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CLIError(f"{path} is not a numeric .npy array ({exc})") from None
+        if array.ndim != 2 or array.dtype.kind not in "biuf":
+            raise CLIError(f"{path} must hold a 2-D array of numbers, one row per sample")
+        header = [str(j) for j in range(array.shape[1])]
+        cells = array.T.tolist()
+        by_name = has_header = False
+    else:
+        header, body, has_header = read_table(path)
+        cells = [list(col) for col in zip(*body, strict=True)]
+        by_name = has_header and info.get("kind") == "csv"
+    n_cols = len(header)
+    t: int | None = None
+    if by_name:
+        if target is not None:
+            t = find_column(header, target, path)
+        elif info.get("target") in header:
+            t = header.index(info["target"])
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise CLIError(
+                f"{path} lacks the column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing[:10])} that the model was trained on; its columns: "
+                f"{', '.join(header[:30])}"
+            )
+        feature_idx = [header.index(f) for f in features]
+    else:
+        if n_cols == n_features + 1:
+            if target is None:
+                t = n_cols - 1
+                if info.get("kind") == "npy" and info.get("target", "").lstrip("-").isdigit():
+                    t = int(info["target"]) % n_cols
+            else:
+                t = (
+                    find_column(header, target, path)
+                    if not target.lstrip("-").isdigit()
+                    else (int(target) % n_cols)
+                )
+        elif n_cols != n_features:
+            raise CLIError(
+                f"{path} has {n_cols} columns; the model takes {n_features} features (give "
+                f"{n_features} columns, or {n_features + 1} with the target)"
+            )
+        feature_idx = [j for j in range(n_cols) if j != t]
+    first_line = 2 if has_header else 1
+    X = np.column_stack(
+        [_column_floats([str(v) for v in cells[j]], header[j], path, first_line)
+         for j in feature_idx]
+    )  # fmt: skip
+    data = Dataset(
+        name=str(path), X=X, y=None, task=info["task"], features=features,
+        target=header[t] if t is not None else None, classes=info.get("classes"),
+        source=f"file {path}",
+    )  # fmt: skip
+    if t is None:
+        if need_target:
+            raise CLIError(
+                f"{path} has no target column {info.get('target')!r} to compare with; add it, "
+                "or name it with --target"
+            )
+        return data
+    raw = [str(v).strip() for v in cells[t]]
+    if info["task"] == "classification":
+        data.y = encode_labels(raw, info["classes"], str(path))
+    else:
+        values = [_as_float(v) for v in raw]
+        if any(v is None for v in values):
+            bad = next(i for i, v in enumerate(values) if v is None)
+            raise CLIError(
+                f"{path}: the target column {header[t]!r} holds {raw[bad]!r} in row {bad + 1}; "
+                "the model predicts numbers"
+            )
+        data.y = np.asarray(values, dtype=np.float64)
+    return data
+
+
+def _check_width(got: int, expected: int, spec: str) -> None:
+    if got != expected:
+        raise CLIError(
+            f"{spec} has {got} features but the model takes {expected}; use data with the "
+            "same columns as the training data"
+        )
