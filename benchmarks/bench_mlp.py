@@ -1,20 +1,32 @@
-"""Benchmark: one epoch of training an MLP 784-256-10 with descend, PyTorch and scikit-learn.
+"""Benchmark: descend against PyTorch, JAX and scikit-learn on the workloads of issue 5.
 
-The network is the textbook MNIST classifier: 784 inputs, one hidden layer of 256 ReLU units,
-10 softmax outputs, categorical cross-entropy, plain gradient descent (lr 0.01), float32. The
-data is MNIST-shaped and synthetic: X uniform in [0, 1) of shape (n, 784), labels 0-9.
+Every workload trains (or, for prediction, evaluates) a dense network on float32 data, with
+plain gradient descent (lr 0.01), and reports samples per second:
 
-Every (library, batch size) pair is measured in a fresh subprocess (this script run with
-``--worker LIB BATCH``), so that one library's threads, caches and allocator do not affect
-another's, and so that the peak memory of each training run can be read from the kernel.
+========  ===========================================================  ====================
+key       workload                                                     batch sizes
+========  ===========================================================  ====================
+mlp       MLP 784-256-10, ReLU, softmax + cross-entropy, MNIST-shaped  1, 32, 128, full
+bce       30-16-1, ReLU, sigmoid + binary cross-entropy, 455 samples   1, 32
+          (the standardised breast-cancer training split)
+deep      MLP 784-512-512-512-10, ReLU, softmax + cross-entropy        128
+predict   forward pass only of 784-256-10 (class probabilities)        1024
+ooc       100-64-10 softmax, one epoch over a memory-mapped            256
+          2,000,000 x 100 float32 ``.npy`` (descend only: peak memory)
+========  ===========================================================  ====================
+
+Every (workload, library, batch size) triple is measured in a fresh subprocess (this script run
+with ``--worker LIB BATCH --workload KEY``), so that one library's threads, caches and allocator
+do not affect another's, and so that the peak memory of each run can be read from the kernel.
 
 Usage::
 
-    python benchmarks/bench_mlp.py                      # default: n=20,000, batch 1, 32, 128, full
-    python benchmarks/bench_mlp.py --quick              # smoke run, a few seconds
+    python benchmarks/bench_mlp.py                      # everything, under 8 minutes on 2 cores
+    python benchmarks/bench_mlp.py --quick              # smoke run
     python benchmarks/bench_mlp.py --markdown benchmarks/RESULTS.md
-    python benchmarks/bench_mlp.py --libs descend,torch --batch-sizes 32,full --repeats 5
+    python benchmarks/bench_mlp.py --workloads mlp --libs descend,torch --batch-sizes 32,full
     python benchmarks/bench_mlp.py --worker descend 32 --samples 20000 --profile   # cProfile
+    python benchmarks/bench_mlp.py --worker jax 128 --workload deep
 
 See benchmarks/README.md for what is measured and how.
 """
@@ -23,30 +35,88 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-SIZES = (784, 256, 10)
+SIZES = (784, 256, 10)  # the main workload's layers
 LR = 0.01
-LIBS = ("descend", "torch", "sklearn")
-LIB_NAMES = {"descend": "descend", "torch": "PyTorch", "sklearn": "sklearn"}
+LIBS = ("descend", "torch", "jax", "sklearn")
+LIB_NAMES = {"descend": "descend", "torch": "PyTorch", "jax": "JAX jit", "sklearn": "sklearn"}
+MODULES = {"descend": "descend", "torch": "torch", "jax": "jax", "sklearn": "sklearn"}
 DEFAULT_N = 20_000
 DEFAULT_BATCH_SIZES = "1,32,128,full"
 # Batch size 1 costs one Python-level update per sample in every library (and sklearn's is
 # slow), so it is measured on a subset; throughput (samples/s) stays comparable.
 DEFAULT_SAMPLES = {"1": 5_000}
+PREDICT_CHUNK = 1024
+OOC_ROWS = 2_000_000
+OOC_LIMIT_MB = 300
 RESULT_TAG = "RESULT "
 HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    sizes: tuple[int, ...]
+    output: str  # "softmax" (classes, categorical cross-entropy) or "sigmoid" (binary)
+    batch_sizes: tuple[str, ...]
+    n: int  # samples per epoch (rows of the file for "ooc")
+    quick_n: int
+    subset: dict = field(default_factory=dict)  # batch size -> samples, when fewer than n
+    quick_subset: dict = field(default_factory=dict)
+    libs: tuple[str, ...] = LIBS
+    predict: bool = False
+    data: str = "mnist"  # "mnist", "breast_cancer" or "memmap"
+    min_repeats: int = 1  # short runs are repeated more often (best of)
+
+    @property
+    def arch(self) -> str:
+        return "-".join(map(str, self.sizes))
+
+
+WORKLOADS = {
+    w.key: w
+    for w in (
+        Workload(
+            "mlp", "MLP 784-256-10", SIZES, "softmax", ("1", "32", "128", "full"),
+            DEFAULT_N, 2_000, DEFAULT_SAMPLES, {"1": 200},
+        ),
+        Workload(
+            "bce", "small net 30-16-1, BCE", (30, 16, 1), "sigmoid", ("1", "32"), 455, 455,
+            data="breast_cancer", min_repeats=10,
+        ),
+        Workload(
+            "deep", "deep MLP 784-512-512-512-10", (784, 512, 512, 512, 10), "softmax",
+            ("128",), 10_000, 1_000,
+        ),
+        Workload(
+            "predict", "prediction 784-256-10", SIZES, "softmax", (str(PREDICT_CHUNK),),
+            50_000, 4_096, predict=True, min_repeats=5,
+        ),
+        Workload(
+            "ooc", "out-of-core 100-64-10", (100, 64, 10), "softmax", ("256",), OOC_ROWS,
+            200_000, libs=("descend",), data="memmap",
+        ),
+    )
+}  # fmt: skip
+DEFAULT_WORKLOADS = ",".join(WORKLOADS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -54,24 +124,55 @@ HERE = Path(__file__).resolve().parent
 # --------------------------------------------------------------------------------------------
 
 
-def make_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped synthetic data: float32 pixels in [0, 1), integer labels 0-9."""
+def make_data(n: int, seed: int, d: int = SIZES[0], k: int = SIZES[-1]):
+    """MNIST-shaped synthetic data: float32 pixels in [0, 1), integer labels 0 to k-1."""
     rng = np.random.default_rng(seed)
-    X = rng.random((n, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], size=n)
+    X = rng.random((n, d), dtype=np.float32)
+    y = rng.integers(0, k, size=n)
     return X, y
 
 
-def gemm_flops_per_sample() -> int:
-    """Matrix-multiply FLOPs of one sample's forward + backward pass (2 per multiply-add).
+def breast_cancer_train(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The breast-cancer training split: n of the 569 samples, standardised on themselves.
 
-    Forward: x @ W1 (784x256) and a1 @ W2 (256x10). Backward: dW2 = a1^T dz2, da1 = dz2 W2^T,
-    dW1 = x^T dz1; dC/dx of the first layer is not needed and not computed (by any library).
+    Read from scikit-learn's bundled copy; without scikit-learn, synthetic data of the same shape
+    (30 Gaussian features, labels from a noisy linear rule).
     """
-    d, h, k = SIZES
-    forward = 2 * (d * h + h * k)
-    backward = 2 * (h * k + k * h + d * h)
-    return forward + backward
+    try:
+        from sklearn.datasets import load_breast_cancer
+
+        X, y = load_breast_cancer(return_X_y=True)
+        source = f"breast_cancer, standardised training split of {n} of {len(X)} samples"
+    except ImportError:
+        rng = np.random.default_rng(seed + 1)
+        X = rng.normal(size=(569, 30))
+        y = (X @ rng.normal(size=30) + rng.normal(size=569) > 0).astype(np.int64)
+        source = f"synthetic breast-cancer-shaped data ({n} samples; scikit-learn missing)"
+    train = np.random.default_rng(seed).permutation(len(X))[:n]
+    X, y = X[train], y[train]
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
+    return X, y.astype(np.int64), source
+
+
+def workload_data(w: Workload, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    if w.data == "breast_cancer":
+        return breast_cancer_train(n, seed)
+    X, y = make_data(n, seed, w.sizes[0], w.sizes[-1])
+    return X, y, f"synthetic: X uniform in [0, 1) of shape ({n}, {w.sizes[0]}), labels 0-9"
+
+
+def gemm_flops_per_sample(sizes=SIZES, backward: bool = True) -> int:
+    """Matrix-multiply FLOPs of one sample's forward (+ backward) pass (2 per multiply-add).
+
+    Forward: a @ W for every layer. Backward: dW = a_prev^T dz for every layer and
+    da_prev = dz W^T for every layer but the first (dC/dx of the input is not needed and not
+    computed, by any library).
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    forward = sum(2 * a * b for a, b in pairs)
+    if not backward:
+        return forward
+    return forward + sum(2 * a * b for a, b in pairs) + sum(2 * a * b for a, b in pairs[1:])
 
 
 def elementwise_flops(n: int) -> int:
@@ -132,13 +233,42 @@ class PeakMemory:
         return max(peak - self.baseline_kib, 0) / 1024
 
 
+class RssSampler(threading.Thread):
+    """Samples the anonymous and the file-backed part of the RSS every ``interval`` seconds.
+
+    VmHWM gives the peak of their sum; this tells which of the two it was made of (a memory map's
+    pages that the process has touched count in the file-backed part until the kernel drops them).
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], _status_kib(key) or 0)
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> dict:
+        self._stop_event.set()
+        self.join()
+        for key in self.peak:  # one last sample
+            self.peak[key] = max(self.peak[key], _status_kib(key) or 0)
+        return dict(self.peak)
+
+
 def _maxrss_kib() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss // 1024 if sys.platform == "darwin" else rss  # bytes on macOS, KiB on Linux
 
 
 # --------------------------------------------------------------------------------------------
-# Workers: each trains one epoch the way that library's users write it
+# Workers: each trains one epoch (or predicts) the way that library's users write it.
+# setup_LIB(workload, X, y, bs) -> (run, info); run(n) uses the first n samples (the warm-up
+# uses fewer) and returns (seconds, updates or chunks, last loss or None).
 # --------------------------------------------------------------------------------------------
 
 
@@ -151,46 +281,95 @@ def _import_descend():
     return descend
 
 
-def setup_descend(X, y, bs):
+def setup_descend(w: Workload, X, y, bs):
     ds = _import_descend()
+    info = {"descend": getattr(ds, "__version__", "?")}
+    loss = "categorical_cross_entropy" if w.output == "softmax" else "binary_cross_entropy"
+
+    if w.predict:
+        model = ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
+        k = int(bs)
+
+        def predict(n):
+            Xn = X if n == len(X) else X[:n]
+            t0 = time.perf_counter()
+            proba = ds.predict(model, Xn, batch_size=k)
+            seconds = time.perf_counter() - t0
+            assert proba.shape == (n, w.sizes[-1])
+            return seconds, -(-n // k), None
+
+        return predict, info
+
     batch_size = "full" if bs == "full" else int(bs)
 
-    def run(X=X, y=y):
-        model = ds.nn.mlp([*SIZES], output_activation="softmax", seed=0)
+    def run(n):
+        model = ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
         t0 = time.perf_counter()
         history = ds.fit(
-            model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(LR),
-            batch_size=batch_size, epochs=1, shuffle=True, seed=0, progress=False, metrics=None,
+            model, X[:n], y[:n], loss=loss, optimizer=ds.optim.GD(LR), batch_size=batch_size,
+            epochs=1, shuffle=True, seed=0, progress=False, metrics=None,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         return seconds, history.n_updates, float(history.epoch["loss"][0])
 
-    return run, {"descend": ds.__version__ if hasattr(ds, "__version__") else "?"}
+    return run, info
 
 
-def setup_torch(X, y, bs):
+def _torch_mlp(sizes):
+    from torch import nn
+
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def setup_torch(w: Workload, X, y, bs):
     import torch
     import torch.nn.functional as F
-    from torch import nn
 
     info = {
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
     }
-
-    def run(X=X, y=y):
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64, copy=False))  # no copy
+    Xt = torch.from_numpy(X)  # no copy
+    if w.predict:
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(*SIZES[1:]))
+        model = _torch_mlp(w.sizes)
+        k = int(bs)
+
+        def predict(n):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                proba = torch.cat(
+                    [torch.softmax(model(Xt[i : i + k]), dim=1) for i in range(0, n, k)]
+                )
+            seconds = time.perf_counter() - t0
+            assert proba.shape == (n, w.sizes[-1])
+            return seconds, -(-n // k), None
+
+        return predict, info
+
+    if w.output == "softmax":
+        yt, loss_fn = torch.from_numpy(y.astype(np.int64, copy=False)), F.cross_entropy
+    else:  # one logit per sample and float targets of shape (n, 1), as BCEWithLogitsLoss wants
+        yt = torch.from_numpy(y.astype(np.float32).reshape(-1, 1))
+        loss_fn = F.binary_cross_entropy_with_logits
+
+    def run(n):
+        Xn, yn = Xt[:n], yt[:n]
+        torch.manual_seed(0)
+        model = _torch_mlp(w.sizes)
         opt = torch.optim.SGD(model.parameters(), lr=LR)
-        n = len(Xt)
         k = n if bs == "full" else int(bs)
         updates = 0
         t0 = time.perf_counter()
         if k >= n:  # full batch: the data itself, as descend (nothing to shuffle)
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(Xt), yt)
+            loss = loss_fn(model(Xn), yn)
             loss.backward()
             opt.step()
             updates = 1
@@ -198,9 +377,9 @@ def setup_torch(X, y, bs):
             perm = torch.randperm(n)
             for start in range(0, n, k):
                 idx = perm[start : start + k]
-                xb, yb = Xt[idx], yt[idx]
+                xb, yb = Xn[idx], yn[idx]
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
+                loss = loss_fn(model(xb), yb)
                 loss.backward()
                 opt.step()
                 updates += 1
@@ -210,77 +389,289 @@ def setup_torch(X, y, bs):
     return run, info
 
 
-def setup_sklearn(X, y, bs):
+def setup_jax(w: Workload, X, y, bs):
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+    import jax.numpy as jnp
+
+    info = {"jax": jax.__version__, "jax_devices": str(jax.devices())}
+
+    def init_params(seed=0):
+        # As torch.nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+        rng = np.random.default_rng(seed)
+        params = []
+        for n_in, n_out in zip(w.sizes[:-1], w.sizes[1:], strict=True):
+            bound = 1 / np.sqrt(n_in)
+            W = rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32)
+            b = rng.uniform(-bound, bound, n_out).astype(np.float32)
+            params.append((jnp.asarray(W), jnp.asarray(b)))
+        return params
+
+    def forward(params, x):
+        *hidden, (W, b) = params
+        for Wh, bh in hidden:
+            x = jax.nn.relu(x @ Wh + bh)
+        return x @ W + b  # logits
+
+    Xj = jnp.asarray(X)  # on the device before any timing
+    if w.predict:
+        params = init_params()
+        k = int(bs)
+
+        # The chunk is cut inside the jitted function: an eager Xj[i : i + k] outside it costs
+        # about 0.5 ms per chunk in JAX 0.10, a quarter of the chunk's forward pass.
+        @functools.partial(jax.jit, static_argnames="size")
+        def predict_proba(params, X, start, size):
+            x = jax.lax.dynamic_slice_in_dim(X, start, size)
+            return jax.nn.softmax(forward(params, x), axis=1)
+
+        def predict(n):
+            t0 = time.perf_counter()
+            proba = jnp.concatenate(
+                [predict_proba(params, Xj, i, min(k, n - i)) for i in range(0, n, k)]
+            )
+            proba.block_until_ready()
+            seconds = time.perf_counter() - t0
+            assert proba.shape == (n, w.sizes[-1])
+            return seconds, -(-n // k), None
+
+        return predict, info
+
+    if w.output == "softmax":
+        yj = jnp.asarray(y.astype(np.int32))
+
+        def loss_fn(params, x, y):
+            logp = jax.nn.log_softmax(forward(params, x), axis=1)
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    else:
+        yj = jnp.asarray(y.astype(np.float32))
+
+        def loss_fn(params, x, y):
+            z = forward(params, x)[:, 0]
+            return jnp.mean(jax.nn.softplus(z) - y * z)  # BCE of sigmoid(z), from the logits
+
+    @jax.jit
+    def train_step(params, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        return jax.tree_util.tree_map(lambda p, g: p - LR * g, params, grads), loss
+
+    # A mini-batch is gathered inside a jitted function from the device arrays: an eager
+    # Xj[idx] outside it costs about 0.4 ms per call in JAX 0.10 (more than the whole step at
+    # batch size 1), which no JAX user who measures would accept.
+    @jax.jit
+    def train_batch(params, X, y, idx):
+        return train_step(params, X[idx], y[idx])
+
+    N = len(X)
+
+    def run(n):
+        # The warm-up (n < N) draws its batches from the same device arrays as the timed epoch
+        # (a prefix of the permutation, chosen so that the last batch has the epoch's last size),
+        # so that every shape the epoch needs, gathers included, is compiled before timing.
+        params = init_params()
+        k = n if bs == "full" else int(bs)
+        rng = np.random.default_rng(0)
+        updates = 0
+        t0 = time.perf_counter()
+        if k >= n:
+            params, loss = train_step(params, Xj if n == N else Xj[:n], yj if n == N else yj[:n])
+            updates = 1
+        else:
+            perm = rng.permutation(N)[:n]
+            for start in range(0, n, k):
+                idx = perm[start : start + k]
+                params, loss = train_batch(params, Xj, yj, idx)
+                updates += 1
+        jax.block_until_ready(params)
+        seconds = time.perf_counter() - t0
+        return seconds, updates, float(loss)
+
+    return run, info
+
+
+def _sklearn_mlp(w: Workload, batch_size: int):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(
+        hidden_layer_sizes=w.sizes[1:-1], activation="relu", solver="sgd", momentum=0.0,
+        learning_rate="constant", learning_rate_init=LR, batch_size=batch_size, max_iter=1,
+        shuffle=True, alpha=0.0, tol=0.0, n_iter_no_change=10**9, early_stopping=False,
+        random_state=0,
+    )  # fmt: skip
+
+
+def setup_sklearn(w: Workload, X, y, bs):
     import warnings
 
     import sklearn
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
 
-    def run(X=X, y=y):
-        k = len(X) if bs == "full" else int(bs)
-        clf = MLPClassifier(
-            hidden_layer_sizes=(SIZES[1],), activation="relu", solver="sgd", momentum=0.0,
-            learning_rate="constant", learning_rate_init=LR, batch_size=k, max_iter=1,
-            shuffle=True, alpha=0.0, tol=0.0, n_iter_no_change=10**9, early_stopping=False,
-            random_state=0,
-        )  # fmt: skip
-        t0 = time.perf_counter()
+    info = {"sklearn": sklearn.__version__}
+
+    def fit(clf, Xn, yn):
         with warnings.catch_warnings():
             # max_iter=1 always "fails to converge": that is the point.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(X, y)
+            clf.fit(Xn, yn)
+
+    if w.predict:
+        k = int(bs)
+        clf = _sklearn_mlp(w, 128)
+        fit(clf, X[:k], y[:k])  # fitted state to predict with (outside the timing)
+
+        def predict(n):
+            t0 = time.perf_counter()
+            proba = np.concatenate([clf.predict_proba(X[i : i + k]) for i in range(0, n, k)])
+            seconds = time.perf_counter() - t0
+            assert proba.shape == (n, w.sizes[-1])
+            return seconds, -(-n // k), None
+
+        return predict, info
+
+    def run(n):
+        k = n if bs == "full" else int(bs)
+        clf = _sklearn_mlp(w, k)
+        t0 = time.perf_counter()
+        fit(clf, X[:n], y[:n])
         seconds = time.perf_counter() - t0
-        if clf.n_iter_ != 1 or clf.t_ != len(X):  # not exactly one epoch: not the same work
+        if clf.n_iter_ != 1 or clf.t_ != n:  # not exactly one epoch: not the same work
             raise RuntimeError(f"sklearn ran {clf.n_iter_} epochs over {clf.t_} samples")
-        return seconds, -(-len(X) // k), float(clf.loss_)
+        return seconds, -(-n // k), float(clf.loss_)
 
-    return run, {"sklearn": sklearn.__version__}
-
-
-SETUPS = {"descend": setup_descend, "torch": setup_torch, "sklearn": setup_sklearn}
+    return run, info
 
 
-def worker(lib: str, bs: str, samples: int, repeats: int, seed: int, profile: bool) -> None:
-    X, y = make_data(samples, seed)
-    run, info = SETUPS[lib](X, y, bs)
+SETUPS = {
+    "descend": setup_descend,
+    "torch": setup_torch,
+    "jax": setup_jax,
+    "sklearn": setup_sklearn,
+}
+
+
+def warm_samples(w: Workload, lib: str, bs: str, samples: int) -> int:
+    """How many samples the warm-up run uses.
+
+    Prediction: one whole pass. Full batch: at most 2,000 samples (JAX: all, since a jitted step
+    compiles for its exact shape). Mini-batches: a few updates and then a last batch of the same
+    size as the epoch's last one (so that JAX compiles that shape too).
+    """
+    if w.predict:
+        return samples
+    if bs == "full":
+        return samples if lib == "jax" else min(samples, 2_000)
+    k = int(bs)
+    warm = -(-max(4 * k, 64) // k) * k + samples % k
+    return min(warm, samples)
+
+
+def worker(
+    wkey: str, lib: str, bs: str, samples: int, repeats: int, seed: int, profile: bool
+) -> None:
+    w = WORKLOADS[wkey]
+    X, y, source = workload_data(w, samples, seed)
+    run, info = SETUPS[lib](w, X, y, bs)
+    info["data"] = source
+    repeats = max(repeats, w.min_repeats)
     mem = PeakMemory()
     mem.start()
-    # Warm-up: a short run (a few updates, or a full batch of at most 2,000 samples) that loads
-    # lazily imported code and lets the allocators and BLAS/OpenMP threads start.
-    warm = min(samples, 2_000) if bs == "full" else min(samples, max(4 * int(bs), 64))
-    run(X[:warm], y[:warm])
+    # Warm-up: loads lazily imported code, lets the allocators and BLAS/OpenMP threads start,
+    # and compiles what JAX compiles.
+    run(warm_samples(w, lib, bs, samples))
     warm_peak = mem.peak_mib()
     if profile:
         _profile(run, lib, bs, samples)
         return
     # The timed runs' own peak, over the RSS after the warm-up: without one-off costs (code
-    # pages, thread stacks, lazily initialised pools) that the first use of a library brings.
+    # pages, thread stacks, lazily initialised pools, compilation) of a library's first use.
     after_warmup = mem.rss_mib()
     steady = PeakMemory()
     steady.start()
     times, updates, loss = [], 0, float("nan")
     for _ in range(repeats):
-        seconds, updates, loss = run()
+        seconds, updates, loss = run(samples)
         times.append(seconds)
     steady_peak = steady.peak_mib()
     result = {
-        "lib": lib, "batch": bs, "samples": samples, "updates": updates, "times": times,
-        "best": min(times), "median": float(np.median(times)),
+        "workload": wkey, "lib": lib, "batch": bs, "samples": samples, "updates": updates,
+        "times": times, "best": min(times), "median": float(np.median(times)),
         "peak_mib": max(warm_peak, after_warmup + steady_peak), "steady_peak_mib": steady_peak,
         "memory_method": mem.method, "loss": loss, "info": info,
     }  # fmt: skip
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
+def worker_ooc(bs: str, rows: int, data_dir: str) -> None:
+    """One epoch of descend over the memory-mapped file; peak RSS above the process's start.
+
+    The start is this function's entry: Python and NumPy loaded, descend not yet imported, no
+    data read.
+    """
+    start_kib = _status_kib("VmRSS") or _maxrss_kib()
+    ds = _import_descend()
+    w = WORKLOADS["ooc"]
+    X = np.load(Path(data_dir) / "X.npy", mmap_mode="r")
+    y = np.load(Path(data_dir) / "y.npy", mmap_mode="r")
+    if X.shape != (rows, w.sizes[0]):
+        raise RuntimeError(f"expected X of shape {(rows, w.sizes[0])}, found {X.shape}")
+
+    def fit(Xn, yn):
+        model = ds.nn.mlp(list(w.sizes), output_activation="softmax", seed=0)
+        t0 = time.perf_counter()
+        history = ds.fit(
+            model, Xn, yn, loss="categorical_cross_entropy", optimizer=ds.optim.GD(LR),
+            batch_size=int(bs), epochs=1, shuffle=True, seed=0, progress=False, metrics=None,
+        )  # fmt: skip
+        return time.perf_counter() - t0, history
+
+    fit(X[:4_096], y[:4_096])  # warm-up on a slice of the map (16 updates)
+    hwm_before_kib = _status_kib("VmHWM") or _maxrss_kib()
+    mem = PeakMemory()
+    mem.start()  # resets VmHWM: the peak of the epoch alone is then known too
+    sampler = RssSampler()
+    sampler.start()
+    seconds, history = fit(X, y)
+    parts = sampler.stop()
+    hwm_kib = _status_kib("VmHWM") if mem.method == "VmHWM" else _maxrss_kib()
+    result = {
+        "workload": "ooc", "lib": "descend", "batch": bs, "samples": rows,
+        "updates": history.n_updates, "times": [seconds], "best": seconds, "median": seconds,
+        "peak_mib": (max(hwm_kib, hwm_before_kib) - start_kib) / 1024,
+        "fit_peak_mib": mem.peak_mib(), "start_rss_mib": start_kib / 1024,
+        "anon_peak_mib": parts["RssAnon"] / 1024, "file_peak_mib": parts["RssFile"] / 1024,
+        "memory_method": mem.method, "loss": float(history.epoch["loss"][0]),
+        "info": {"descend": getattr(ds, "__version__", "?")},
+    }  # fmt: skip
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def write_ooc_data(data_dir: Path, rows: int, seed: int, chunk: int = 50_000) -> None:
+    """X.npy (rows x 100 float32, uniform in [0, 1)) and y.npy (labels 0-9), written in chunks.
+
+    The header is written first, then each chunk with ``tofile``: the writing process never holds
+    more than one chunk (20 MB), and no memory map is used to write (its dirty pages would count
+    in this process's RSS).
+    """
+    d, k = WORKLOADS["ooc"].sizes[0], WORKLOADS["ooc"].sizes[-1]
+    rng = np.random.default_rng(seed)
+    with open(data_dir / "X.npy", "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                  "fortran_order": False, "shape": (rows, d)}  # fmt: skip
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, rows, chunk):
+            rng.random((min(chunk, rows - start), d), dtype=np.float32).tofile(f)
+    np.save(data_dir / "y.npy", rng.integers(0, k, size=rows))
+
+
 def _profile(run, lib: str, bs: str, samples: int) -> None:
     import cProfile
     import pstats
 
-    run()  # one more run at full size, so that the profiled one is warm
+    run(samples)  # one more run at full size, so that the profiled one is warm
     profiler = cProfile.Profile()
     profiler.enable()
-    seconds, updates, _ = run()
+    seconds, updates, _ = run(samples)
     profiler.disable()
     print(f"{lib}, batch size {bs}, {samples} samples, {updates} updates: {seconds:.3f} s "
           "(under the profiler)")  # fmt: skip
@@ -311,7 +702,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
-    for dist in ("torch", "scikit-learn"):
+    for dist in ("torch", "jax", "jaxlib", "scikit-learn"):
         try:
             info[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -329,7 +720,8 @@ def machine_info() -> dict:
         info["numpy BLAS"] = "unknown (install threadpoolctl to see it)"
     if hasattr(os, "getloadavg"):
         info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                "XLA_FLAGS", "JAX_PLATFORMS"):  # fmt: skip
         if os.environ.get(var):
             info[var] = os.environ[var]
     return info
@@ -391,11 +783,13 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def run_worker(lib: str, bs: str, samples: int, args) -> dict:
+def run_worker(wkey: str, lib: str, bs: str, samples: int, args, data_dir=None) -> dict:
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", lib, bs,
+        sys.executable, str(Path(__file__).resolve()), "--worker", lib, bs, "--workload", wkey,
         "--samples", str(samples), "--repeats", str(args.repeats), "--seed", str(args.seed),
     ]  # fmt: skip
+    if data_dir is not None:
+        cmd += ["--data", str(data_dir)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -407,10 +801,18 @@ def run_worker(lib: str, bs: str, samples: int, args) -> dict:
     return {"error": f"worker failed (exit {proc.returncode}): {tail}"}
 
 
-def samples_for(bs: str, args) -> int:
-    if bs in args.samples_map:
-        return min(args.samples_map[bs], args.n)
-    return args.n
+def samples_for(wkey: str, bs: str, args) -> int:
+    """Samples per epoch of one (workload, batch size) cell."""
+    plan = args.plan[wkey]
+    return min(plan["subset"].get(bs, plan["n"]), plan["n"])
+
+
+def _ok(r: dict | None) -> bool:
+    return bool(r) and "error" not in r
+
+
+def rate(r: dict) -> float:
+    return r["samples"] / r["best"]
 
 
 def fmt_rate(r: dict | None) -> str:
@@ -418,130 +820,299 @@ def fmt_rate(r: dict | None) -> str:
         return "—"
     if "error" in r:
         return "error"
-    return f"{r['samples'] / r['best']:,.0f}"
+    return f"{rate(r):,.0f}"
 
 
 def fmt_ratio(a: dict | None, b: dict | None) -> str:
-    if not a or not b or "error" in a or "error" in b:
+    if not _ok(a) or not _ok(b):
         return "—"
-    return f"{(a['samples'] / a['best']) / (b['samples'] / b['best']):.2f}×"
+    return f"{rate(a) / rate(b):.2f}×"
 
 
 def fmt_mem(r: dict | None) -> str:
-    if not r or "error" in r:
-        return "—"
-    return f"{r['peak_mib']:.0f}"
+    return f"{r['peak_mib']:.0f}" if _ok(r) else "—"
 
 
-def build_report(results, batch_sizes, libs, args, gemm_rate, model_gemm_s) -> list[str]:
+def batch_label(wkey: str, bs: str, args) -> str:
+    return f"full ({samples_for(wkey, bs, args):,})" if bs == "full" else bs
+
+
+# Targets of issue 5: (workload, batch size, kind, peer, threshold). Kinds: "speed" (descend's
+# samples/s over the peer's >= threshold), "gemm" (full-batch GFLOP/s over the machine's GEMM rate
+# >= threshold), "memory" (descend's peak MB <= the peer's), "ooc" (peak MB above the process's
+# start < threshold). Every (workload, batch size) but "ooc" also gets >= 1.5x sklearn and
+# memory <= PyTorch's.
+SPECIFIC_TARGETS = [
+    ("mlp", "1", "speed", "jax", 1.0),
+    ("mlp", "32", "speed", "jax", 1.0),
+    ("mlp", "128", "speed", "torch", 1.2),
+    ("mlp", "128", "speed", "jax", 1.0),
+    ("mlp", "full", "speed", "torch", 1.2),
+    ("mlp", "full", "speed", "jax", 1.0),
+    ("mlp", "full", "gemm", None, 0.65),
+    ("bce", "1", "speed", "torch", 3.0),
+    ("bce", "32", "speed", "jax", 1.0),
+    ("deep", "128", "speed", "torch", 1.1),
+    ("predict", str(PREDICT_CHUNK), "speed", "torch", 1.2),
+    ("ooc", "256", "ooc", None, OOC_LIMIT_MB),
+]
+
+
+def targets_for(wkey: str, bs: str) -> list[tuple]:
+    found = [t for t in SPECIFIC_TARGETS if t[0] == wkey and t[1] == bs]
+    if wkey != "ooc":
+        found += [(wkey, bs, "speed", "sklearn", 1.5), (wkey, bs, "memory", "torch", None)]
+    return found
+
+
+def evaluate_target(target, results, gemm_rate) -> tuple[str, str, str]:
+    """(target text, measured text, PASS / MISS / n/a)."""
+    wkey, bs, kind, peer, threshold = target
+    mine = results.get((wkey, "descend", bs))
+    other = results.get((wkey, peer, bs)) if peer else None
+    if kind == "speed":
+        text = f"≥ {LIB_NAMES[peer]}" if threshold == 1.0 else f"≥ {threshold}× {LIB_NAMES[peer]}"
+        if not _ok(mine) or not _ok(other):
+            return text, "—", "n/a"
+        ratio = rate(mine) / rate(other)
+        return text, f"{ratio:.2f}×", "PASS" if ratio >= threshold else "MISS"
+    if kind == "memory":
+        text = f"peak MB ≤ {LIB_NAMES[peer]}'s"
+        if not _ok(mine) or not _ok(other):
+            return text, "—", "n/a"
+        a, b = mine["peak_mib"], other["peak_mib"]
+        return text, f"{a:.0f} vs {b:.0f} MB", "PASS" if round(a) <= round(b) else "MISS"
+    if kind == "gemm":
+        text = f"≥ {100 * threshold:.0f}% of GEMM GFLOP/s"
+        if not _ok(mine) or not gemm_rate:
+            return text, "—", "n/a"
+        achieved = gemm_flops_per_sample(WORKLOADS[wkey].sizes) * rate(mine) / 1e9
+        pct = achieved / gemm_rate
+        return text, f"{100 * pct:.0f}%", "PASS" if pct >= threshold else "MISS"
+    text = f"peak < {threshold} MB above the process's start"
+    if not _ok(mine):
+        return text, "—", "n/a"
+    peak = mine["peak_mib"]
+    return text, f"{peak:.0f} MB", "PASS" if peak < threshold else "MISS"
+
+
+def describe_workloads(args) -> list[str]:
+    lines = []
+    for wkey in args.workloads:
+        w = WORKLOADS[wkey]
+        n = args.plan[wkey]["n"]
+        if wkey == "mlp":
+            what = ("ReLU, softmax + cross-entropy, one epoch on synthetic MNIST-shaped data "
+                    f"(n={n:,})")  # fmt: skip
+        elif wkey == "bce":
+            what = (f"ReLU hidden layer, sigmoid output + binary cross-entropy, one epoch on the "
+                    f"standardised breast-cancer training split (n={n})")  # fmt: skip
+        elif wkey == "deep":
+            what = f"ReLU, softmax + cross-entropy, one epoch on MNIST-shaped data (n={n:,})"
+        elif wkey == "predict":
+            what = (f"class probabilities of {n:,} MNIST-shaped samples in chunks of "
+                    f"{PREDICT_CHUNK} (untrained weights; forward pass only)")  # fmt: skip
+        else:
+            what = (f"softmax + cross-entropy, one epoch over a memory-mapped {n:,} × "
+                    f"{w.sizes[0]} float32 .npy file ({n * w.sizes[0] * 4 / 2**20:,.0f} MB), "
+                    "descend only")  # fmt: skip
+        lines.append(f"- **{w.title}** (`{wkey}`, {w.arch}): {what}.")
+    return lines
+
+
+def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
+    peers = [lib for lib in libs if lib != "descend"]
     lines = [
-        f"MLP {'-'.join(map(str, SIZES))} (ReLU, softmax + cross-entropy), GD lr={LR}, float32, "
-        f"one epoch on synthetic MNIST-shaped data (n={args.n:,}). Time: best of {args.repeats} "
-        f"run{'s' if args.repeats > 1 else ''} after a warm-up; each (library, batch size) in its "
-        f"own subprocess. Ratios > 1 mean descend is faster. Peak MB: peak RSS growth during "
-        f"training (MB = 2^20 bytes).",
+        f"Plain gradient descent (lr={LR}), float32. Time: best of {args.repeats} "
+        f"run{'s' if args.repeats > 1 else ''} after a warm-up (prediction best of "
+        f"{max(args.repeats, WORKLOADS['predict'].min_repeats)}, the 30-16-1 net best of "
+        f"{max(args.repeats, WORKLOADS['bce'].min_repeats)}); each (workload, library, batch "
+        "size) in its own subprocess. Samples per second; ratios > 1 mean descend is faster. "
+        "Peak MB: peak RSS growth during the warm-up and the timed runs (MB = 2^20 bytes).",
         "",
-        "| batch size | samples | descend samples/s | PyTorch samples/s | sklearn samples/s "
-        "| descend/PyTorch | descend/sklearn | peak MB (descend / torch / sklearn) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *describe_workloads(args),
+        "",
     ]
-    for bs in batch_sizes:
-        row = {lib: results.get((lib, bs)) for lib in LIBS}
-        samples = samples_for(bs, args)
-        label = "full" if bs == "full" else bs
-        if bs == "full":
-            label = f"full ({samples:,})"
-        lines.append(
-            f"| {label} | {samples:,} | {fmt_rate(row['descend'])} | {fmt_rate(row['torch'])} | "
-            f"{fmt_rate(row['sklearn'])} | {fmt_ratio(row['descend'], row['torch'])} | "
-            f"{fmt_ratio(row['descend'], row['sklearn'])} | "
-            f"{' / '.join(fmt_mem(row[lib]) for lib in LIBS)} |"
-        )
-    subset = [bs for bs in batch_sizes if samples_for(bs, args) < args.n]
-    if subset:
+    in_memory = [wkey for wkey in args.workloads if wkey != "ooc"]
+    if in_memory:
+        lines += [
+            "| workload | batch size | samples | "
+            + " | ".join(LIB_NAMES[lib] for lib in libs)
+            + " | "
+            + " | ".join(f"descend/{LIB_NAMES[p]}" for p in peers)
+            + f" | peak MB ({' / '.join(LIB_NAMES[lib] for lib in libs)}) |",
+            "| --- | --- |" + " ---: |" * (2 * len(libs) + 1),
+        ]
+        for wkey in in_memory:
+            for bs in args.plan[wkey]["batches"]:
+                row = {lib: results.get((wkey, lib, bs)) for lib in libs}
+                lines.append(
+                    f"| {WORKLOADS[wkey].title} | {batch_label(wkey, bs, args)} | "
+                    f"{samples_for(wkey, bs, args):,} | "
+                    + " | ".join(fmt_rate(row[lib]) for lib in libs)
+                    + " | "
+                    + " | ".join(fmt_ratio(row["descend"], row[p]) for p in peers)
+                    + f" | {' / '.join(fmt_mem(row[lib]) for lib in libs)} |"
+                )
+        notes = []
+        for wkey in in_memory:
+            for bs in args.plan[wkey]["batches"]:
+                if samples_for(wkey, bs, args) < args.plan[wkey]["n"]:
+                    notes.append(
+                        f"{WORKLOADS[wkey].title} at batch size {bs}: one epoch of the first "
+                        f"{samples_for(wkey, bs, args):,} samples, for every library; compare "
+                        "samples/s."
+                    )
+        if notes:
+            lines += ["", *notes]
+
+    if "ooc" in args.workloads:
+        w = WORKLOADS["ooc"]
+        r = results.get(("ooc", "descend", w.batch_sizes[0]))
+        rows = args.plan["ooc"]["n"]
+        lines += [
+            "",
+            f"Out-of-core: descend, {w.arch} softmax, batch size {w.batch_sizes[0]}, one epoch "
+            f"over a memory-mapped {rows:,} × {w.sizes[0]} float32 `.npy` "
+            "(`np.load(path, mmap_mode='r')`, labels in a second memory-mapped `.npy`), shuffled. "
+            "The file was just written, so it is read from the page cache.",
+            "",
+            "| samples/s | epoch s | updates | peak MB above the process's start | peak MB of the "
+            "epoch (above the RSS before it) | peak RSS: anonymous / file-backed MB |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        if _ok(r):
+            lines.append(
+                f"| {rate(r):,.0f} | {r['best']:.2f} | {r['updates']:,} | {r['peak_mib']:.0f} | "
+                f"{r['fit_peak_mib']:.0f} | {r['anon_peak_mib']:.0f} / {r['file_peak_mib']:.0f} |"
+            )
+        else:
+            lines.append(f"| {(r or {}).get('error', 'not run')} | | | | | |")
         lines.append("")
         lines.append(
-            "Batch size " + ", ".join(subset) + ": measured on the first "
-            + ", ".join(f"{samples_for(bs, args):,}" for bs in subset)
-            + " samples (one epoch of that subset) for every library; compare samples/s."
-        )  # fmt: skip
+            "The process's start: the worker's RSS before descend is imported and the file "
+            f"opened (Python and NumPy loaded: {r['start_rss_mib']:.0f} MB)."
+            if _ok(r)
+            else ""
+        )
 
-    flops_sample = gemm_flops_per_sample()
+    # The targets of issue 5.
+    lines += [
+        "",
+        "Targets (issue 5):",
+        "",
+        "| workload | batch size | target | measured | result |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    counts = {"PASS": 0, "MISS": 0, "n/a": 0}
+    for wkey in args.workloads:
+        for bs in args.plan[wkey]["batches"]:
+            for target in targets_for(wkey, bs):
+                text, measured, verdict = evaluate_target(target, results, gemm_rate)
+                counts[verdict] += 1
+                shown = f"**{verdict}**" if verdict == "MISS" else verdict
+                lines.append(
+                    f"| {WORKLOADS[wkey].title} | {batch_label(wkey, bs, args)} | {text} | "
+                    f"{measured} | {shown} |"
+                )
+    lines += ["", f"{counts['PASS']} PASS, {counts['MISS']} MISS, {counts['n/a']} not measured."]
+
+    # GEMM rate and the achieved rates.
     lines.append("")
     if gemm_rate is not None:
         lines.append(
             f"float32 GEMM ({args.gemm_size}×{args.gemm_size} @ {args.gemm_size}×"
             f"{args.gemm_size}, NumPy, best of 5): **{gemm_rate:.1f} GFLOP/s**"
         )
-    n = samples_for("full", args)
-    fwd = 2 * n * (SIZES[0] * SIZES[1] + SIZES[1] * SIZES[2])
-    total = flops_sample * n
-    lines.append(
-        f"Full-batch epoch, n={n:,}: {total / 1e9:.2f} GFLOP in matmuls (forward "
-        f"{fwd / 1e9:.2f} + backward {(total - fwd) / 1e9:.2f}, no dC/dX for the input layer); "
-        f"element-wise work adds ≈{elementwise_flops(n) / 1e9:.3f} GFLOP."
-    )
-    if model_gemm_s is not None:
+    if "mlp" in args.workloads:
+        n = samples_for("mlp", "full", args)
+        flops_sample = gemm_flops_per_sample(SIZES)
+        fwd = gemm_flops_per_sample(SIZES, backward=False) * n
+        total = flops_sample * n
         lines.append(
-            f"The five matmuls of that epoch alone, in NumPy: {model_gemm_s:.3f} s "
-            f"({total / model_gemm_s / 1e9:.1f} GFLOP/s): the floor for a NumPy full-batch epoch."
+            f"MLP 784-256-10 full-batch epoch, n={n:,}: {total / 1e9:.2f} GFLOP in matmuls "
+            f"(forward {fwd / 1e9:.2f} + backward {(total - fwd) / 1e9:.2f}, no dC/dX for the "
+            f"input layer); element-wise work adds ≈{elementwise_flops(n) / 1e9:.3f} GFLOP."
         )
-    full_results = [(lib, results.get((lib, "full"))) for lib in libs]
-    for lib, r in full_results:
-        if not r or "error" in r:
-            continue
-        achieved = flops_sample * r["samples"] / r["best"] / 1e9
-        pct = f" = {100 * achieved / gemm_rate:.0f}% of the GEMM rate" if gemm_rate else ""
-        lines.append(
-            f"- {LIB_NAMES[lib]} full batch: {r['best']:.3f} s → {achieved:.1f} GFLOP/s{pct}"
-        )
-
-    # Achieved GFLOP/s at every batch size (same FLOPs per sample at every batch size), and the
-    # memory of the timed runs alone.
-    lines += [
-        "",
-        "Achieved GFLOP/s (matmul FLOPs / time; % of the GEMM rate), and the peak MB of the timed "
-        "runs alone (over the RSS after the warm-up, i.e. without one-off costs of first use):",
-        "",
-        "| batch size | "
-        + " | ".join(f"{LIB_NAMES[lib]} GFLOP/s" for lib in libs)
-        + " | timed-runs peak MB ("
-        + " / ".join(LIB_NAMES[lib] for lib in libs)
-        + ") |",
-        "| --- |" + " ---: |" * (len(libs) + 1),
-    ]
-    for bs in batch_sizes:
-        cells, mems = [], []
+        if model_gemm_s is not None:
+            lines.append(
+                f"The five matmuls of that epoch alone, in NumPy: {model_gemm_s:.3f} s "
+                f"({total / model_gemm_s / 1e9:.1f} GFLOP/s): the floor for a NumPy full-batch "
+                "epoch."
+            )
         for lib in libs:
-            r = results.get((lib, bs))
-            if not r or "error" in r:
-                cells.append("—")
-                mems.append("—")
+            r = results.get(("mlp", lib, "full"))
+            if not _ok(r):
                 continue
-            g = flops_sample * r["samples"] / r["best"] / 1e9
-            pct = f" ({100 * g / gemm_rate:.0f}%)" if gemm_rate else ""
-            cells.append(f"{g:.1f}{pct}")
-            mems.append(f"{r['steady_peak_mib']:.0f}")
-        lines.append(f"| {bs} | " + " | ".join(cells) + " | " + " / ".join(mems) + " |")
+            achieved = flops_sample * rate(r) / 1e9
+            pct = f" = {100 * achieved / gemm_rate:.0f}% of the GEMM rate" if gemm_rate else ""
+            lines.append(
+                f"- {LIB_NAMES[lib]} full batch: {r['best']:.3f} s → {achieved:.1f} GFLOP/s{pct}"
+            )
+
+    # Achieved GFLOP/s of every cell, and the memory of the timed runs alone.
+    if in_memory:
+        lines += [
+            "",
+            "Achieved GFLOP/s (matmul FLOPs / time; % of the GEMM rate), and the peak MB of the "
+            "timed runs alone (over the RSS after the warm-up, i.e. without one-off costs of first "
+            "use such as PyTorch's first layer or JAX's compilation):",
+            "",
+            "| workload | batch size | "
+            + " | ".join(f"{LIB_NAMES[lib]} GFLOP/s" for lib in libs)
+            + " | timed-runs peak MB ("
+            + " / ".join(LIB_NAMES[lib] for lib in libs)
+            + ") |",
+            "| --- | --- |" + " ---: |" * (len(libs) + 1),
+        ]
+        for wkey in in_memory:
+            w = WORKLOADS[wkey]
+            flops_sample = gemm_flops_per_sample(w.sizes, backward=not w.predict)
+            for bs in args.plan[wkey]["batches"]:
+                cells, mems = [], []
+                for lib in libs:
+                    r = results.get((wkey, lib, bs))
+                    if not _ok(r):
+                        cells.append("—")
+                        mems.append("—")
+                        continue
+                    g = flops_sample * rate(r) / 1e9
+                    pct = f" ({100 * g / gemm_rate:.0f}%)" if gemm_rate else ""
+                    cells.append(f"{g:.1f}{pct}")
+                    mems.append(f"{r['steady_peak_mib']:.0f}")
+                lines.append(
+                    f"| {w.title} | {bs} | " + " | ".join(cells) + " | " + " / ".join(mems) + " |"
+                )
     return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description="Time one training epoch of an MLP 784-256-10: descend vs PyTorch vs sklearn."
+        description="descend vs PyTorch, JAX and scikit-learn on the workloads of issue 5."
     )
-    parser.add_argument("--n", type=int, default=DEFAULT_N, help="samples per epoch (20,000)")
     parser.add_argument(
-        "--batch-sizes", default=DEFAULT_BATCH_SIZES,
-        help="comma-separated batch sizes, integers or 'full' (default 1,32,128,full)",
+        "--workloads", default=DEFAULT_WORKLOADS,
+        help=f"comma-separated subset of {DEFAULT_WORKLOADS} (default all)",
     )  # fmt: skip
     parser.add_argument(
-        "--libs", default=",".join(LIBS), help="comma-separated subset of descend,torch,sklearn"
+        "--n", type=int, default=None,
+        help=f"samples per epoch of the MLP 784-256-10 workload ({DEFAULT_N:,})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-sizes", default=DEFAULT_BATCH_SIZES,
+        help="MLP 784-256-10: comma-separated batch sizes, integers or 'full' (1,32,128,full)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--libs", default=",".join(LIBS), help=f"comma-separated subset of {','.join(LIBS)}"
     )
     parser.add_argument(
         "--samples", default=None,
-        help="per-batch-size sample counts, e.g. '1=2000,32=10000' (default 1=5000, others n); "
-        "with --worker: the worker's sample count",
+        help="MLP 784-256-10: per-batch-size sample counts, e.g. '1=2000,32=10000' (default "
+        "1=5000, others n); with --worker: the worker's sample count",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ooc-rows", type=int, default=None,
+        help=f"rows of the memory-mapped file ({OOC_ROWS:,}; --quick: 200,000)",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed runs, best is kept (3)")
     parser.add_argument("--seed", type=int, default=0)
@@ -550,9 +1121,15 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
     parser.add_argument(
         "--quick", action="store_true",
-        help="smoke run: n=2,000, batch size 1 on 200 samples, 1 repeat, GEMM 512",
+        help="smoke run: small epochs (MLP n=2,000, batch size 1 on 200 samples, memory-mapped "
+        "file of 200,000 rows), 1 repeat, GEMM 512",
     )  # fmt: skip
     parser.add_argument("--worker", nargs=2, metavar=("LIB", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workload", default="mlp", choices=sorted(WORKLOADS),
+        help="with --worker: which workload (default mlp)",
+    )  # fmt: skip
+    parser.add_argument("--data", help=argparse.SUPPRESS)  # with --worker, ooc: the directory
     parser.add_argument(
         "--profile", action="store_true",
         help="with --worker: print a cProfile of one run (cumulative) instead of timing",
@@ -561,29 +1138,53 @@ def main(argv=None) -> int:
 
     if args.worker:
         lib, bs = args.worker
-        if lib not in LIBS:
-            parser.error(f"--worker LIB must be one of {', '.join(LIBS)}")
-        samples = int(args.samples) if args.samples else args.n
-        worker(lib, parse_batch(bs), samples, args.repeats, args.seed, args.profile)
+        w = WORKLOADS[args.workload]
+        if lib not in w.libs:
+            parser.error(f"--worker LIB must be one of {', '.join(w.libs)} for {w.key}")
+        samples = int(args.samples) if args.samples else (args.n or w.n)
+        if w.key == "ooc":
+            if not args.data:
+                parser.error("--workload ooc needs --data DIR (with X.npy and y.npy)")
+            worker_ooc(parse_batch(bs), samples, args.data)
+        else:
+            worker(w.key, lib, parse_batch(bs), samples, args.repeats, args.seed, args.profile)
         return 0
 
+    workloads = [wk.strip() for wk in args.workloads.split(",") if wk.strip()]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown --workloads {unknown}; choose from {DEFAULT_WORKLOADS}")
+    args.workloads = workloads
     if args.quick:
-        args.n, args.repeats, args.gemm_size = 2_000, 1, 512
-        if args.samples is None:
-            args.samples = "1=200"
-    batch_sizes = [parse_batch(b) for b in args.batch_sizes.split(",") if b.strip()]
-    samples_map = dict(DEFAULT_SAMPLES)
+        args.repeats, args.gemm_size = 1, 512
+    mlp_samples = dict(WORKLOADS["mlp"].quick_subset if args.quick else DEFAULT_SAMPLES)
     if args.samples:
         for item in args.samples.split(","):
             key, _, value = item.partition("=")
             if not value.strip().isdigit():
                 parser.error(f"--samples expects BATCH=COUNT items, got {item!r}")
-            samples_map[parse_batch(key)] = int(value)
-    args.samples_map = samples_map
+            mlp_samples[parse_batch(key)] = int(value)
+    args.plan = {}
+    for wkey in workloads:
+        w = WORKLOADS[wkey]
+        plan = {
+            "n": w.quick_n if args.quick else w.n,
+            "subset": dict(w.quick_subset if args.quick else w.subset),
+            "batches": list(w.batch_sizes),
+        }
+        if wkey == "mlp":
+            plan["n"] = args.n or plan["n"]
+            plan["subset"] = mlp_samples
+            plan["batches"] = [parse_batch(b) for b in args.batch_sizes.split(",") if b.strip()]
+        if wkey == "ooc" and args.ooc_rows:
+            plan["n"] = args.ooc_rows
+        args.plan[wkey] = plan
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = sorted(set(libs) - set(LIBS))
     if unknown:
         parser.error(f"unknown --libs {unknown}; choose from {', '.join(LIBS)}")
+    if "descend" not in libs:
+        libs.insert(0, "descend")  # the subject of every ratio
 
     t_start = time.perf_counter()
     info = machine_info()
@@ -600,38 +1201,36 @@ def main(argv=None) -> int:
             )
 
     print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
-    modules = {"descend": "descend", "torch": "torch", "sklearn": "sklearn"}
     available = []
     for lib in libs:
-        if lib == "descend" or importlib.util.find_spec(modules[lib]) is not None:
+        if lib == "descend" or importlib.util.find_spec(MODULES[lib]) is not None:
             available.append(lib)
         else:
-            extra = "pip install 'descend[bench]'"
-            notes.append(f"{LIB_NAMES[lib]} is not installed: skipped ({extra} to include it).")
+            notes.append(
+                f"{LIB_NAMES[lib]} is not installed: skipped (pip install 'descend[bench]' to "
+                "include it)."
+            )
     for note in notes:
         print(note, flush=True)
 
     results: dict = {}
-    for bs in batch_sizes:
-        for lib in available:
-            samples = samples_for(bs, args)
-            r = run_worker(lib, bs, samples, args)
-            results[(lib, bs)] = r
-            if "error" in r:
-                msg = r["error"]
-            else:
-                msg = (
-                    f"{r['samples'] / r['best']:>10,.0f} samples/s  best {r['best']:.3f} s  "
-                    f"median {r['median']:.3f} s  {r['updates']} updates  "
-                    f"peak +{r['peak_mib']:.0f} MB "
-                    f"(timed runs alone +{r['steady_peak_mib']:.0f} MB)"
-                    f"  loss {r['loss']:.4f}"
-                )
-            print(f"  {LIB_NAMES[lib]:>8} batch {bs:>5} ({samples:,} samples): {msg}", flush=True)
+    for wkey in workloads:
+        w = WORKLOADS[wkey]
+        print(f"{w.title}:", flush=True)
+        for bs in args.plan[wkey]["batches"]:
+            for lib in [lib for lib in available if lib in w.libs]:
+                samples = samples_for(wkey, bs, args)
+                if wkey == "ooc":
+                    r = run_ooc(bs, samples, args)
+                else:
+                    r = run_worker(wkey, lib, bs, samples, args)
+                results[(wkey, lib, bs)] = r
+                print(f"  {LIB_NAMES[lib]:>8} batch {bs:>5} ({samples:,} samples): "
+                      f"{progress_line(r)}", flush=True)  # fmt: skip
 
     # Threads as each library sees them at its defaults.
     torch_info = next(
-        (r["info"] for (lib, _), r in results.items() if lib == "torch" and "info" in r), None
+        (r["info"] for (_, lib, _), r in results.items() if lib == "torch" and _ok(r)), None
     )
     if torch_info:
         line = (
@@ -640,10 +1239,18 @@ def main(argv=None) -> int:
         )
         print(line)
         info["torch threads"] = line.split(": ", 1)[1]
+    jax_info = next(
+        (r["info"] for (_, lib, _), r in results.items() if lib == "jax" and _ok(r)), None
+    )
+    if jax_info:
+        info["jax devices"] = jax_info["jax_devices"]
 
     gemm_rate = measure_gemm(args.gemm_size)
-    model_gemm_s = measure_model_gemms(samples_for("full", args), args.seed)
-    report = build_report(results, batch_sizes, available, args, gemm_rate, model_gemm_s)
+    model_gemm_s = None
+    if "mlp" in workloads:
+        model_gemm_s = measure_model_gemms(samples_for("mlp", "full", args), args.seed)
+    info["float32 GEMM GFLOP/s"] = f"{gemm_rate:.1f} ({args.gemm_size}×{args.gemm_size}, NumPy)"
+    report = build_report(results, args, available, gemm_rate, model_gemm_s)
     report.append("")
     if hasattr(os, "getloadavg"):
         report.append(
@@ -655,6 +1262,8 @@ def main(argv=None) -> int:
     report += notes
     total = time.perf_counter() - t_start
     print()
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
+    print()
     print("\n".join(report))
     print(f"\nTotal runtime: {total:.0f} s")
 
@@ -663,7 +1272,7 @@ def main(argv=None) -> int:
             ["python benchmarks/bench_mlp.py", *(sys.argv[1:] if argv is None else argv)]
         )
         header = [
-            "# descend benchmark: MLP 784-256-10, one epoch",
+            "# descend benchmark: descend vs PyTorch, JAX and scikit-learn",
             "",
             f"Run {datetime.datetime.now().isoformat(timespec='seconds')} with "
             f"`{command}` (total runtime {total:.0f} s).",
@@ -679,6 +1288,37 @@ def main(argv=None) -> int:
         tmp.replace(path)
         print(f"Wrote {path}")
     return 0
+
+
+def run_ooc(bs: str, rows: int, args) -> dict:
+    """Write the memory-mapped data set to a temporary directory, train on it, delete it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="descend-bench-"))
+    try:
+        t0 = time.perf_counter()
+        write_ooc_data(data_dir, rows, args.seed)
+        print(f"  (wrote {rows:,} × {WORKLOADS['ooc'].sizes[0]} float32 to {data_dir} in "
+              f"{time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
+        return run_worker("ooc", "descend", bs, rows, args, data_dir=data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def progress_line(r: dict) -> str:
+    if "error" in r:
+        return r["error"]
+    if r["workload"] == "ooc":
+        return (
+            f"{rate(r):>10,.0f} samples/s  {r['best']:.2f} s  {r['updates']} updates  "
+            f"peak +{r['peak_mib']:.0f} MB above the start (epoch +{r['fit_peak_mib']:.0f} MB; "
+            f"anonymous {r['anon_peak_mib']:.0f} MB, file-backed {r['file_peak_mib']:.0f} MB)  "
+            f"loss {r['loss']:.4f}"
+        )
+    loss = "" if r["loss"] is None else f"  loss {r['loss']:.4f}"
+    return (
+        f"{rate(r):>10,.0f} samples/s  best {r['best']:.3f} s  median {r['median']:.3f} s  "
+        f"{r['updates']} {'chunks' if r['workload'] == 'predict' else 'updates'}  "
+        f"peak +{r['peak_mib']:.0f} MB (timed runs alone +{r['steady_peak_mib']:.0f} MB){loss}"
+    )
 
 
 if __name__ == "__main__":
