@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,22 +15,33 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[$*]"
 	touch $@
 
-demo: $(VENV)/.installed-datasets
-	$(PY) examples/variants_digits.py
+# The main job: batch, stochastic and mini-batch gradient descent compared on the digits 0-3,
+# written to runs/demo (table, figures, report.html) by the descend command.
+demo: $(VENV)/.installed-cli
+	$(VENV)/bin/descend compare digits:0-3 --out runs/demo
+	@echo ""
+	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -n 2 --doctest-modules src/descend tests
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check src tests benchmarks examples
-	$(PY) -m ruff format --check src tests benchmarks examples
+	$(PY) -m ruff check src tests benchmarks examples docs/hooks.py
+	$(PY) -m ruff format --check src tests benchmarks examples docs/hooks.py
 
 format: $(VENV)/.installed-dev
-	$(PY) -m ruff format src tests benchmarks examples
-	$(PY) -m ruff check --fix src tests benchmarks examples
+	$(PY) -m ruff format src tests benchmarks examples docs/hooks.py
+	$(PY) -m ruff check --fix src tests benchmarks examples docs/hooks.py
 
+# Under 8 minutes on a 2-core machine; e.g. BENCH_ARGS="--markdown benchmarks/RESULTS.md".
+BENCH_ARGS ?=
 bench: $(VENV)/.installed-bench
-	$(PY) benchmarks/bench_mlp.py
+	$(PY) benchmarks/bench_mlp.py $(BENCH_ARGS)
+
+# The documentation site (the guide and the reference), built offline into site/ (open
+# site/index.html). The guide's code runs during the build; its output and figures go in the pages.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
