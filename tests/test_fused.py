@@ -119,3 +119,32 @@ def test_callbacks_see_the_fused_gradients(blobs):
     ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.1),
            batch_size=50, epochs=2, callbacks=[GradNorms()], progress=False)  # fmt: skip
     assert len(norms) == 6 and all(n > 0 for n in norms) and len(set(norms)) == 6
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("hidden", "out_act", "loss", "task", "out"), CASES)
+def test_fused_prediction_equals_the_graph(hidden, out_act, loss, task, out, dtype):
+    from descend.train.fused import compile_forward
+
+    X, _ = _data(23, 5, out, task, dtype)
+    model = _model(hidden, out_act, out, dtype)
+    forward = compile_forward(model)
+    assert forward is not None
+    with ds.no_grad():
+        expected = model(X).data
+    # BLAS may round a matrix-vector product through another kernel when it writes into a given
+    # array: equal within the tolerances (float32 1e-5, float64 1e-10), usually exactly.
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(forward(X), expected, rtol=rtol, atol=rtol)
+    # in chunks, straight into the result, as ds.predict does
+    np.testing.assert_allclose(ds.predict(model, X, batch_size=4), expected, rtol=rtol, atol=rtol)
+
+
+def test_prediction_of_other_models_takes_the_graph():
+    from descend.train.fused import compile_forward
+
+    model = ds.nn.Sequential(ds.nn.Dense(3, 4), ds.nn.Activation("relu"), ds.nn.Dense(4, 2))
+    assert compile_forward(model) is None
+    X = np.ones((5, 3), np.float32)
+    with ds.no_grad():
+        np.testing.assert_array_equal(ds.predict(model, X), model(X).data)

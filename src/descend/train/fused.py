@@ -68,18 +68,10 @@ def compile_step(model: Module, loss: str | Callable) -> FusedStep | None:
     >>> compile_step(model, "mse") is None   # softmax + squared error: the graph handles it
     True
     """
-    if not isinstance(model, Sequential) or not model.layers:
+    found = _dense_stack(model)
+    if found is None:
         return None
-    names = []
-    for layer in model.layers:
-        if type(layer) is not Dense or layer.bias is None:
-            return None
-        names.append(activation_name(layer.activation))
-    if any(name not in _HIDDEN for name in names[:-1]):
-        return None
-    dtypes = {p.dtype for p in model.parameters()}
-    if len(dtypes) != 1:
-        return None
+    names, dtype = found
     try:
         loss_fn = losses.get(loss)
     except ValueError:
@@ -87,7 +79,96 @@ def compile_step(model: Module, loss: str | Callable) -> FusedStep | None:
     head = _head(names[-1], loss_fn, model.layers[-1].out_features)
     if head is None:
         return None
-    return FusedStep(model, names, head, dtypes.pop())
+    return FusedStep(model, names, head, dtype)
+
+
+def _dense_stack(model: Module) -> tuple[list[str], np.dtype] | None:
+    """The activation names and dtype of a Sequential of Dense layers with biases and built-in
+    activations (softmax only last), or None when the model is anything else."""
+    if not isinstance(model, Sequential) or not model.layers:
+        return None
+    names = []
+    for layer in model.layers:
+        if type(layer) is not Dense or layer.bias is None:
+            return None
+        names.append(activation_name(layer.activation))
+    if any(name not in _HIDDEN for name in names[:-1]) or names[-1] not in (*_HIDDEN, "softmax"):
+        return None
+    dtypes = {p.dtype for p in model.parameters()}
+    return (names, dtypes.pop()) if len(dtypes) == 1 else None
+
+
+def _forward(layers, activations, X, buffers, *, last_activation: bool) -> np.ndarray:
+    """Each layer's z = a @ W + b into its buffer, then its activation in place; the last
+    layer's activation only when ``last_activation`` (softmax/sigmoid are left to the caller)."""
+    a = X
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        z = np.dot(a, layer.weight.data, out=buffers[i])
+        z += layer.bias.data
+        name = activations[i]
+        if i == last and not last_activation:
+            return z
+        if name == "relu":
+            np.maximum(z, 0, out=z)
+        elif name == "leaky_relu":
+            # The graph's leaky_relu is where(z > 0, z, z * 0.01).
+            np.multiply(z, 0.01, out=z, where=z <= 0)
+        elif name == "sigmoid":
+            np.copyto(z, stable_sigmoid(z))
+        elif name == "tanh":
+            np.tanh(z, out=z)
+        a = z
+    return a
+
+
+def compile_forward(model: Module) -> FusedForward | None:
+    """A prediction function with reused buffers for a Sequential of Dense layers, else None.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> model = ds.nn.mlp([4, 8, 3], output_activation="softmax", seed=0)
+    >>> forward = compile_forward(model)
+    >>> X = np.ones((5, 4), np.float32)
+    >>> bool(np.array_equal(forward(X), ds.predict(model, X)))
+    True
+    """
+    found = _dense_stack(model)
+    return None if found is None else FusedForward(model, *found)
+
+
+class FusedForward:
+    """The network's output for a batch, computed in buffers kept between calls."""
+
+    def __init__(self, model: Sequential, activations: list[str], dtype) -> None:
+        self.layers: list[Dense] = list(model.layers)
+        self.activations = activations
+        self.dtype = np.dtype(dtype)
+        self._buffers: dict[int, list[np.ndarray]] = {}
+
+    def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Output of shape (n, out_features) for X of shape (n, in_features); into ``out``."""
+        self.layers[0].check_input(X)
+        n = X.shape[0]
+        buffers = self._buffers.get(n)
+        if buffers is None:
+            if len(self._buffers) >= 2:
+                self._buffers.clear()
+            buffers = [np.empty((n, d.out_features), self.dtype) for d in self.layers]
+            self._buffers[n] = buffers
+        last = self.activations[-1]
+        z = _forward(self.layers, self.activations, X, buffers, last_activation=last != "softmax")
+        if out is None:
+            out = np.empty_like(z)
+        if last == "softmax":
+            # The table's softmax, written into out: exp(z - max) / sum, same operations.
+            np.subtract(z, z.max(axis=-1, keepdims=True), out=z)
+            np.exp(z, out=out)
+            out /= out.sum(axis=-1, keepdims=True)
+        else:
+            np.copyto(out, z)
+        return out
 
 
 class _Buffers:
@@ -174,25 +255,7 @@ class FusedStep:
     def forward(self, X: np.ndarray, buf: _Buffers) -> np.ndarray:
         """Every layer's activation into ``buf.a``; returns the output layer's pre-activation
         (softmax and sigmoid outputs: their cost takes the logits) or its activation (mse)."""
-        a = X
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            z = np.dot(a, layer.weight.data, out=buf.a[i])
-            z += layer.bias.data
-            name = self.activations[i]
-            if i == last and self.head != "mse":
-                return z
-            if name == "relu":
-                np.maximum(z, 0, out=z)
-            elif name == "leaky_relu":
-                # The graph's leaky_relu is where(z > 0, z, z * 0.01).
-                np.multiply(z, 0.01, out=z, where=z <= 0)
-            elif name == "sigmoid":
-                np.copyto(z, stable_sigmoid(z))
-            elif name == "tanh":
-                np.tanh(z, out=z)
-            a = z
-        return a
+        return _forward(self.layers, self.activations, X, buf.a, last_activation=self.head == "mse")
 
     def _derivative_factor(self, i: int, buf: _Buffers) -> None:
         """Before a ReLU-like layer's buffer is reused: remember where its derivative is 1."""

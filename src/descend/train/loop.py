@@ -32,7 +32,7 @@ from descend.io import ModelFileError
 from descend.nn.module import Module
 from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wanted
 from descend.train.checkpoint import Checkpoint, TrainingState, load_checkpoint, optimizer_config
-from descend.train.fused import compile_step
+from descend.train.fused import compile_forward, compile_step
 from descend.train.history import History
 from descend.train.metrics import get_metrics
 
@@ -743,6 +743,14 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     if batch_size is not None:
         _check_positive_int(batch_size, "batch_size", "e.g. batch_size=1024")
     step = batch_size or len(X)
+    forward = compile_forward(model)
+    if forward is not None:
+        # A Dense stack: computed chunk by chunk in reused buffers, straight into the result.
+        result = np.empty((len(X), model.layers[-1].out_features), dtype)
+        for start in range(0, len(X), step):
+            forward(_chunk(X, start, step, dtype), out=result[start : start + step])
+        _check_output(result, 0, "X")
+        return result
     outputs = []
     with no_grad():
         for start in range(0, len(X), step):
