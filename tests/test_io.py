@@ -188,3 +188,15 @@ def test_load_reads_the_model_out_of_a_checkpoint(tmp_path):
     _rewrite(path, {"optimizer.state.0.m.npy": _npy(np.zeros((2, 4), np.float32))})
     with pytest.raises(ds.ModelFileError, match="unexpected members"):
         ds.load(path)
+
+
+def test_saved_files_get_the_mode_a_plain_open_gives(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = ds.save(ds.nn.mlp([2, 1], seed=0), tmp_path / "m.npz")
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o600)  # an existing file keeps its mode
+        ds.save(ds.nn.mlp([2, 1], seed=1), path)
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)
