@@ -24,11 +24,13 @@ import numpy as np
 
 from descend import losses as losses_module
 from descend import optim
+from descend._blas import single_thread_if_small
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
 from descend.data.validation import as_generator, check_array
 from descend.io import ModelFileError
+from descend.nn.dense import Dense
 from descend.nn.module import Module
 from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wanted
 from descend.train.checkpoint import Checkpoint, TrainingState, load_checkpoint, optimizer_config
@@ -552,7 +554,10 @@ def fit(
     try:
         # Overflow on the way to divergence is caught below as a non-finite cost or gradient,
         # with a message that says what to do; NumPy's own warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with (
+            np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+            single_thread_if_small(_largest_matmul_flops(model, loader.batch_size)),
+        ):
             for epoch in range(state.epoch, epochs):
                 epoch_start = time.perf_counter()
                 for cb in callbacks:
@@ -690,6 +695,12 @@ def _cost(loss_fn, pred, yb, step, epoch, rate, history) -> Tensor:
             f"{type(cost).__name__}{f' of shape {cost.shape}' if hasattr(cost, 'shape') else ''}"
         )
     return cost
+
+
+def _largest_matmul_flops(model: Module, batch_size: int) -> float | None:
+    # For a network of Dense layers: the FLOPs of its largest product in one update.
+    sizes = [m.in_features * m.out_features for m in model.modules() if isinstance(m, Dense)]
+    return 2.0 * batch_size * max(sizes) if sizes else None
 
 
 def _grads_finite(params) -> bool:

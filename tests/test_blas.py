@@ -1,0 +1,57 @@
+"""The direct BLAS calls: axpy equals NumPy's arithmetic; small products run on one thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import descend as ds
+from descend import _blas
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpy_equals_the_numpy_formula(dtype):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 7)).astype(dtype), rng.normal(size=(300, 7)).astype(dtype)
+    expected = y + dtype(-0.3) * x
+    _blas.axpy(-0.3, x, y)
+    # BLAS may fuse the multiply and add (one rounding instead of two): equal within an ulp of
+    # the operands' size, which near-cancelling entries show as a larger relative error.
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(y, expected, rtol=4 * eps, atol=8 * eps)
+
+
+def test_axpy_falls_back_for_views_it_cannot_pass_to_blas():
+    x = np.arange(12.0).reshape(3, 4)
+    y = np.ones((4, 3)).T  # not C-contiguous
+    expected = y + 2 * x
+    _blas.axpy(2.0, x, y)
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.skipif(_blas._THREADS is None, reason="NumPy's OpenBLAS thread control not found")
+def test_small_networks_train_on_one_blas_thread_and_the_count_is_restored():
+    get, put = _blas._THREADS
+    before = get()
+    if before < 2:
+        put(2)
+    seen = []
+
+    class Threads(ds.Callback):
+        def on_step_end(self, step, logs):
+            seen.append(get())
+
+    X, y = ds.datasets.moons(64, seed=0)
+    try:
+        small = ds.nn.mlp([2, 8, 2], output_activation="softmax", seed=0)
+        ds.fit(small, X, y, loss="categorical_cross_entropy", batch_size="full", epochs=2,
+               callbacks=[Threads()], progress=False)  # fmt: skip
+        assert seen == [1, 1] and get() >= 2
+        seen.clear()
+        big = ds.nn.mlp([2, 2048, 2], output_activation="softmax", seed=0)  # 2*64*2*2048 FLOPs
+        Xb = np.repeat(X, 8, axis=0)
+        ds.fit(big, Xb, np.repeat(y, 8), loss="categorical_cross_entropy", batch_size="full",
+               epochs=1, callbacks=[Threads()], progress=False)  # fmt: skip
+        assert seen == [get()] and get() >= 2
+    finally:
+        put(before)
