@@ -183,6 +183,8 @@ class Optimizer:
         self._scratch: list[list[np.ndarray | None]] = []
         # False after load_state_dict: the next step checks shapes and casts dtypes.
         self._bound = True
+        # The parameter list and arrays the last step checked (see _prepare).
+        self._checked: tuple | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this optimizer is: numbers and arrays.
@@ -296,6 +298,7 @@ class Optimizer:
             self._shapes = shapes
             self._scratch = [[None, None] for _ in range(n_params)]
             self._bound = False
+            self._checked = None
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
@@ -416,6 +419,17 @@ class Optimizer:
 
     def _prepare(self, params: Any) -> list[Any]:
         """List the parameters; make the state on the first step, else check it still fits."""
+        checked = self._checked
+        if checked is not None and params is checked[0]:
+            # The same list with the same arrays as the step before (fit's loop, the fused
+            # step's reused gradient buffers): already checked, nothing can have changed shape.
+            if all(p.data is d and p.grad is g for p, (d, g) in zip(params, checked[1])):
+                return params
+        params = self._prepare_and_check(params)
+        self._checked = (params, [(p.data, p.grad) for p in params])
+        return params
+
+    def _prepare_and_check(self, params: Any) -> list[Any]:
         if isinstance(params, Mapping):
             params = params.values()
         try:

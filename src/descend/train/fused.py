@@ -34,7 +34,6 @@ from descend.nn.module import Module
 from descend.nn.sequential import Sequential
 
 _HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
-_SIGMOID_BCE = PRIMITIVES["sigmoid_binary_cross_entropy"]
 
 
 def _head(output_activation: str, loss_fn: Callable, n_outputs: int) -> str | None:
@@ -206,8 +205,15 @@ class FusedStep:
         self.head = head
         self.dtype = np.dtype(dtype)
         self.sizes = [self.layers[0].in_features] + [d.out_features for d in self.layers]
-        self.weight_grads = [np.empty_like(d.weight.data) for d in self.layers]
-        self.bias_grads = [np.empty_like(d.bias.data) for d in self.layers]
+        # Every gradient is a view into one flat buffer, so one pass can check them all.
+        self._flat_grads = np.empty(sum(d.weight.size + d.bias.size for d in self.layers), dtype)
+        self.weight_grads, self.bias_grads, offset = [], [], 0
+        for d in self.layers:
+            w, b = d.weight.size, d.bias.size
+            self.weight_grads.append(self._flat_grads[offset : offset + w].reshape(d.weight.shape))
+            self.bias_grads.append(self._flat_grads[offset + w : offset + w + b])
+            offset += w + b
+        self._edge_sum = sum(d.in_features + d.out_features for d in self.layers)
         self._buffers: dict[int, _Buffers] = {}
         self._one = np.ones((), self.dtype)  # the seed dC/dC of backward, as the graph's
         self._last_out: np.ndarray | None = None
@@ -310,9 +316,14 @@ class FusedStep:
         if self.head == "softmax_ce":
             return self._softmax_cost_and_grad(out, y)
         if self.head == "sigmoid_bce":
+            # The table's sigmoid_binary_cross_entropy forward and vjp sharing exp(-|z|): the
+            # same operations in the same order.
             target = self._target(y, out, losses._binary_target)
-            cost = _SIGMOID_BCE.forward(out, target=target)
-            (dz,) = _SIGMOID_BCE.vjp(self._one, cost, (True,), out, target=target)
+            e = np.exp(-np.abs(out))
+            terms = np.maximum(out, 0) - out * target + np.log1p(e)
+            cost = np.add.reduce(terms, axis=None) / terms.size
+            dz = np.where(out >= 0, 1.0, e) / (1.0 + e) - target
+            dz *= self._one / out.size
             return float(cost), dz
         # mse: C = mean(diff * diff), diff = a - y; the graph's gradient is 2 * ((1/N) * diff)
         t = self._target(np.asarray(y), out, lambda t, o: t)
@@ -331,6 +342,11 @@ class FusedStep:
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
+        # Proving the gradients finite: by one pass over all of them, or, where that reads far
+        # more numbers (large layers, small batches), by a bound per layer (see below).
+        by_bound = self._flat_grads.size > 32768 and 4 * X.shape[0] * self._edge_sum < (
+            self._flat_grads.size
+        )
         finite = True
         for i in range(last, -1, -1):
             layer = self.layers[i]
@@ -340,7 +356,7 @@ class FusedStep:
                 np.copyto(self.bias_grads[i], d[0])  # the sum of one row is that row
             else:
                 np.add.reduce(d, axis=0, out=self.bias_grads[i])
-            if finite:
+            if by_bound and finite:
                 finite = self._layer_grads_finite(i, a_prev, d)
             layer.weight.grad = self.weight_grads[i]
             layer.bias.grad = self.bias_grads[i]
@@ -357,6 +373,9 @@ class FusedStep:
                 target_buffer = buf.d[j]
             d = np.dot(d, layer.weight.data.T, out=target_buffer)
             self._activation_grad(j, d, buf, mask)
+        if not by_bound:
+            flat = self._flat_grads
+            finite = bool(np.isfinite(flat.max()) and np.isfinite(flat.min()))
         self.grads_finite = finite
         return cost
 
