@@ -423,7 +423,8 @@ class Optimizer:
         if checked is not None and params is checked[0]:
             # The same list with the same arrays as the step before (fit's loop, the fused
             # step's reused gradient buffers): already checked, nothing can have changed shape.
-            if all(p.data is d and p.grad is g for p, (d, g) in zip(params, checked[1])):
+            pairs = zip(params, checked[1], strict=True)
+            if all(p.data is d and p.grad is g for p, (d, g) in pairs):
                 return params
         params = self._prepare_and_check(params)
         self._checked = (params, [(p.data, p.grad) for p in params])
