@@ -667,3 +667,44 @@ def test_standardize_fits_on_the_first_array_only():
 def test_standardize_names_the_bad_argument():
     with pytest.raises(ValueError, match=r"others\[1\] has 3 features.*n_features=2"):
         standardize(np.ones((3, 2)), np.ones((1, 2)), np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_memory_mapped_batches_read_by_pread_equal_the_in_memory_batches(
+    tmp_path, shuffle, monkeypatch
+):
+    from descend.data import batching
+
+    monkeypatch.setattr(batching, "PREAD_MIN_BYTES", 0)  # read even this small file by pread
+    calls = []
+    real_preadv = batching.os.preadv
+    monkeypatch.setattr(batching.os, "preadv", lambda *a: calls.append(1) or real_preadv(*a))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(103, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=103)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    ym = np.load(tmp_path / "y.npy", mmap_mode="r")
+    in_memory = batches(X, y, batch_size=10, shuffle=shuffle, seed=3)
+    mapped = batches(Xm, ym, batch_size=10, shuffle=shuffle, seed=3)
+    for _ in range(2):
+        pairs = list(zip(in_memory, mapped, strict=True))
+        assert len(pairs) == 11
+        for (xa, ya), (xb, yb) in pairs:
+            assert type(xb) is np.ndarray and not isinstance(xb, np.memmap)
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    assert calls  # the rows did come by pread
+
+
+def test_a_writable_memory_map_is_read_through_the_map(tmp_path, monkeypatch):
+    from descend.data import batching
+
+    monkeypatch.setattr(batching, "PREAD_MIN_BYTES", 0)
+    # mode "r+" may hold changes not yet in the file: the batches must show them.
+    np.save(tmp_path / "X.npy", np.zeros((6, 2), np.float32))
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r+")
+    Xm[2] = 7.0
+    (xb, _), *_ = list(batches(Xm, batch_size=3, shuffle=False))
+    assert xb[2].tolist() == [7.0, 7.0]
