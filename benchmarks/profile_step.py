@@ -1,0 +1,82 @@
+"""Where one training update spends its time: in BLAS, or in everything around it.
+
+Times one epoch of the MLP 784-256-10 benchmark (ReLU, softmax + cross-entropy, plain GD,
+float32) at batch sizes 1, 32 and full, on the graph path (``fit(..., fused=False)``: every
+update records and walks the autodiff graph, as descend first did) and on the fused path (the
+default), and splits each update's wall time into
+
+- **BLAS**: the matrix products (``np.dot``) and the parameter update (``axpy``), timed by
+  wrapping those two functions for the run (the wrappers cost well under a microsecond a call);
+- **the rest**: Python (the loop, the graph or the fused step's bookkeeping, checks) and NumPy's
+  element-wise work and allocations around the products.
+
+Run: ``python benchmarks/profile_step.py [--n 20000]``. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import descend as ds
+from descend.optim import rules
+
+_blas_seconds = [0.0]
+
+
+def _timed(fn):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _blas_seconds[0] += time.perf_counter() - start
+
+    return wrapper
+
+
+def one_epoch(X, y, batch_size, fused: bool) -> float:
+    model = ds.nn.mlp([784, 256, 10], output_activation="softmax", seed=0)
+    start = time.perf_counter()
+    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.01),
+           batch_size=batch_size, epochs=1, seed=0, progress=False, metrics=None,
+           fused=fused)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000, help="samples (batch size 1: n / 8)")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    X = rng.random((args.n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, args.n)
+    dot, axpy = np.dot, rules.axpy
+    print("| batch size | path | wall per update | BLAS | the rest |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for batch_size in (1, 32, "full"):
+        n = args.n // 8 if batch_size == 1 else args.n
+        updates = 1 if batch_size == "full" else -(-n // batch_size)
+        for fused in (False, True):
+            one_epoch(X[:512], y[:512], batch_size, fused)  # warm up
+            plain = min(one_epoch(X[:n], y[:n], batch_size, fused) for _ in range(2))
+            np.dot, rules.axpy = _timed(dot), _timed(axpy)
+            try:
+                _blas_seconds[0] = 0.0
+                wrapped = one_epoch(X[:n], y[:n], batch_size, fused)
+            finally:
+                np.dot, rules.axpy = dot, axpy
+            blas = _blas_seconds[0] / wrapped
+            per_update = plain / updates
+            unit = (
+                f"{per_update * 1e6:.0f} µs" if per_update < 1e-2 else f"{per_update * 1e3:.1f} ms"
+            )
+            path = "fused (after)" if fused else "graph (before)"
+            print(f"| {batch_size} | {path} | {unit} | {blas:.0%} | {1 - blas:.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
