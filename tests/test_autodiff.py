@@ -840,7 +840,7 @@ def _assert_close_to_torch(ours, theirs):
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14 * scale)
 
 
-def _torch_and_ours(f_ds, f_torch, *arrays):
+def _assert_same_as_torch(f_ds, f_torch, *arrays):
     torch = pytest.importorskip("torch")
     tensors = [ds.Tensor(a, requires_grad=True) for a in arrays]
     out = f_ds(*tensors)
@@ -879,7 +879,7 @@ def test_mlp_gradients_match_pytorch():
         p = torch.softmax(h @ w4, dim=-1)
         return -(torch.tensor(Y) * torch.log(p)).sum() / 6 + (w1 * w1).mean()
 
-    _torch_and_ours(ours, theirs, *arrays)
+    _assert_same_as_torch(ours, theirs, *arrays)
 
 
 def test_broadcasting_expression_gradients_match_pytorch():
@@ -902,7 +902,7 @@ def test_broadcasting_expression_gradients_match_pytorch():
             + torch.clamp(w, -0.7, 0.9).mean(dim=(0, 2), keepdim=True).sum()
         )
 
-    _torch_and_ours(ours, theirs, a, b, c)
+    _assert_same_as_torch(ours, theirs, a, b, c)
 
 
 def test_indexing_gradients_match_pytorch():
@@ -926,4 +926,4 @@ def test_indexing_gradients_match_pytorch():
             + (sliced * t[:-1, torch.arange(1, 5, 2)].sum()).sum()
         )
 
-    _torch_and_ours(ours, theirs, x)
+    _assert_same_as_torch(ours, theirs, x)

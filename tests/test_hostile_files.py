@@ -80,7 +80,7 @@ def _write(tmp_path: Path, data: bytes, name="bad.npz") -> Path:
     return path
 
 
-def _load_fails(path: Path, match: str, loader=ds.load) -> str:
+def _assert_load_fails(path: Path, match: str, loader=ds.load) -> str:
     with pytest.raises(ds.ModelFileError, match=match) as info:
         loader(path)
     assert str(path) in str(info.value)
@@ -92,7 +92,7 @@ def _load_fails(path: Path, match: str, loader=ds.load) -> str:
 
 def test_not_an_archive_empty_missing_or_a_folder(tmp_path):
     for content in (b"", b"hello", b"PK\x03\x04" + b"\x00" * 40, os.urandom(500)):
-        _load_fails(_write(tmp_path, content), "not a descend model file")
+        _assert_load_fails(_write(tmp_path, content), "not a descend model file")
     with pytest.raises(FileNotFoundError, match="no model file"):
         ds.load(tmp_path / "absent.npz")
     with pytest.raises(FileNotFoundError):
@@ -150,7 +150,7 @@ def test_broken_members_raise_model_file_error(files, tmp_path, member, blob, ma
         data = _zip(_members(data) + [(member, blob)])
     else:
         data = _replace(data, member, blob)
-    _load_fails(_write(tmp_path, data), match)
+    _assert_load_fails(_write(tmp_path, data), match)
 
 
 def test_a_pickled_object_inside_is_refused_and_never_run(files, tmp_path):
@@ -166,9 +166,9 @@ def test_a_pickled_object_inside_is_refused_and_never_run(files, tmp_path):
     assert marker.exists()
     marker.rmdir()
     path = _write(tmp_path, _replace(files["model"], "0.weight.npy", blob))
-    _load_fails(path, "never objects")
+    _assert_load_fails(path, "never objects")
     ckpt = _write(tmp_path, _replace(files["checkpoint"], "optimizer.state.0.m.npy", blob), "c")
-    _load_fails(ckpt, "never objects", ds.load_checkpoint)
+    _assert_load_fails(ckpt, "never objects", ds.load_checkpoint)
     assert not marker.exists()
 
 
@@ -180,7 +180,7 @@ def test_a_pickle_as_model_json_is_not_unpickled(files, tmp_path):
             return (os.makedirs, (str(marker),))
 
     path = _write(tmp_path, _replace(files["model"], "model.json", pickle.dumps(Payload())))
-    _load_fails(path, "not valid JSON")
+    _assert_load_fails(path, "not valid JSON")
     assert not marker.exists()
 
 
@@ -205,15 +205,15 @@ def test_enormous_shapes_are_refused_before_anything_is_allocated(files, tmp_pat
     data = _replace(_replace(files["model"], "model.json", json.dumps(config).encode()),
                     "0.weight.npy", header)  # fmt: skip
     path = _write(tmp_path, data)
-    _load_fails(path, "announces about .* bytes of weights")
+    _assert_load_fails(path, "announces about .* bytes of weights")
     assert _peak_bytes(lambda: ds.load(path)) < 2_000_000
     # The header alone announcing it (the architecture is honest): refused by its shape.
     path = _write(tmp_path, _replace(files["model"], "0.weight.npy", header), "h.npz")
-    _load_fails(path, "has shape")
+    _assert_load_fails(path, "has shape")
     # In a checkpoint's optimizer state, where any shape could be expected.
     blob = _npy(np.zeros((2, 3), np.float32)).replace(b"(2, 3)", b"(4000000000, 3)")
     ckpt = _write(tmp_path, _replace(files["checkpoint"], "optimizer.state.0.m.npy", blob), "c")
-    _load_fails(ckpt, "has shape", ds.load_checkpoint)
+    _assert_load_fails(ckpt, "has shape", ds.load_checkpoint)
     assert _peak_bytes(lambda: ds.load_checkpoint(ckpt)) < 2_000_000
 
 
@@ -234,27 +234,27 @@ def test_zip_bombs_and_lying_sizes_are_refused(files, tmp_path):
     # 64 MB of zeros deflate to 64 kB: a member that would expand 1000 times.
     members = _members(files["model"]) + [("bomb.npy", b"\x00" * (64 << 20))]
     bomb = _write(tmp_path, _zip(members, zipfile.ZIP_DEFLATED))
-    _load_fails(bomb, "is compressed")
+    _assert_load_fails(bomb, "is compressed")
     assert bomb.stat().st_size < 1 << 20
     assert _peak_bytes(lambda: ds.load(bomb)) < 4_000_000
     # A stored member whose directory entry declares more than it stores.
     lying = _patch_central(files["model"], "0.weight.npy", 24, "<I", 1 << 30)
-    _load_fails(_write(tmp_path, lying, "l.npz"), "declares 1073741824 bytes but stores")
+    _assert_load_fails(_write(tmp_path, lying, "l.npz"), "declares 1073741824 bytes but stores")
     # ... or sizes that run past the end of the file.
     both = _patch_central(lying, "0.weight.npy", 20, "<I", 1 << 30)
-    _load_fails(_write(tmp_path, both, "b.npz"), "beyond the end of the file|not a descend")
+    _assert_load_fails(_write(tmp_path, both, "b.npz"), "beyond the end of the file|not a descend")
 
 
 def test_duplicate_path_like_and_encrypted_members_are_refused(files, tmp_path):
     members = _members(files["model"])
     duplicate = _zip(members + [("0.weight.npy", dict(members)["0.weight.npy"])])
-    _load_fails(_write(tmp_path, duplicate), "appears twice")
+    _assert_load_fails(_write(tmp_path, duplicate), "appears twice")
     for name in ("../0.weight.npy", "/etc/0.weight.npy", "sub/0.weight.npy", "a\\b.npy",
                  ".hidden.npy", "x\x00.npy"):  # fmt: skip
         data = _zip(members + [(name, b"x")])
-        _load_fails(_write(tmp_path, data, "p.npz"), "member named|not a descend")
+        _assert_load_fails(_write(tmp_path, data, "p.npz"), "member named|not a descend")
     encrypted = _patch_central(files["model"], "0.weight.npy", 8, "<H", 1)
-    _load_fails(_write(tmp_path, encrypted, "e.npz"), "encrypted")
+    _assert_load_fails(_write(tmp_path, encrypted, "e.npz"), "encrypted")
 
 
 def test_fortran_ordered_and_version_2_arrays_are_read_correctly(files, tmp_path):
@@ -298,7 +298,7 @@ def _checkpoint_with(files, change) -> bytes:
 )
 def test_altered_checkpoint_state_raises_model_file_error(files, tmp_path, change, match):
     path = _write(tmp_path, _checkpoint_with(files, change), "c.ckpt")
-    _load_fails(path, match, ds.load_checkpoint)
+    _assert_load_fails(path, match, ds.load_checkpoint)
     # fit(resume_from=...) reports it the same way, before touching the model.
     model = ds.nn.mlp([2, 3, 2], output_activation="softmax", seed=0)
     before = model.state_dict()
@@ -312,7 +312,7 @@ def test_altered_checkpoint_state_raises_model_file_error(files, tmp_path, chang
 def test_optimizer_state_of_the_wrong_shape_is_refused(files, tmp_path):
     blob = _npy(np.zeros((3, 2), np.float32))
     path = _write(tmp_path, _replace(files["checkpoint"], "optimizer.state.0.m.npy", blob), "c")
-    _load_fails(path, "has shape", ds.load_checkpoint)
+    _assert_load_fails(path, "has shape", ds.load_checkpoint)
 
 
 # --- fuzzing --------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def ours_and_theirs(rule, wd):
     }[rule]
 
 
-def run_both(ours, theirs, clip_norm=None, scheduler=None, seed=0):
+def run_both_and_check(ours, theirs, clip_norm=None, scheduler=None, seed=0):
     """Feed the same random gradients to both; return both parameter lists after every step."""
     rng = np.random.default_rng(seed)
     start = [rng.normal(size=s) for s in SHAPES]
@@ -91,7 +91,7 @@ RULES = ["gd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]
 @pytest.mark.parametrize("rule", RULES)
 def test_same_as_torch(rule, wd):
     make_ours, make_theirs = ours_and_theirs(rule, wd)
-    run_both(make_ours(), make_theirs)
+    run_both_and_check(make_ours(), make_theirs)
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.1])
@@ -100,14 +100,14 @@ def test_clip_norm_same_as_clip_grad_norm_(rule, wd):
     make_ours, make_theirs = ours_and_theirs(rule, wd)
     ours = make_ours()
     ours.clip_norm = 1.5
-    run_both(ours, make_theirs, clip_norm=1.5)
+    run_both_and_check(ours, make_theirs, clip_norm=1.5)
 
 
 @pytest.mark.parametrize("rule", ["momentum", "nesterov", "rmsprop", "adam", "adamw"])
 def test_state_same_as_torch(rule):
     make_ours, make_theirs = ours_and_theirs(rule, 0.1)
     ours = make_ours()
-    _, tensors, topt = run_both(ours, make_theirs)
+    _, tensors, topt = run_both_and_check(ours, make_theirs)
     names = {
         "momentum": {"v": "momentum_buffer"},
         "nesterov": {"v": "momentum_buffer"},
@@ -126,7 +126,7 @@ def test_state_same_as_torch(rule):
 
 def test_step_decay_same_as_step_lr():
     ours = Momentum(lr=StepDecay(0.1, step_size=2, gamma=0.5), momentum=0.9)
-    run_both(
+    run_both_and_check(
         ours,
         lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
         scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
@@ -135,7 +135,7 @@ def test_step_decay_same_as_step_lr():
 
 def test_exponential_decay_same_as_exponential_lr():
     ours = Adam(lr=ExponentialDecay(0.01, gamma=0.8))
-    run_both(
+    run_both_and_check(
         ours,
         lambda ps: torch.optim.Adam(ps, lr=0.01),
         scheduler=lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.8),
