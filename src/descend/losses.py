@@ -359,6 +359,50 @@ def get(loss: str | Callable) -> Callable:
                    callable_hint="a callable (pred, target) -> one-element Tensor")  # fmt: skip
 
 
+CLASSIFICATION_COSTS = ("categorical_cross_entropy", "binary_cross_entropy", "log_loss")
+
+
+def classification_output(loss: str, n_classes: int, *, argument: str = "loss") -> tuple:
+    """The cost, output activation and number of output units for ``n_classes`` classes.
+
+    ``"auto"`` picks binary cross-entropy with one sigmoid unit for two classes, categorical
+    cross-entropy with one softmax unit per class otherwise.
+
+    Parameters
+    ----------
+    loss : {"auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss"}
+    n_classes : int
+    argument : str, default "loss"
+        How the caller names the option, for error messages (``"--loss"`` on the command line).
+
+    Returns
+    -------
+    (loss, activation, units) : (str, str, int)
+
+    Examples
+    --------
+    >>> classification_output("auto", 2)
+    ('binary_cross_entropy', 'sigmoid', 1)
+    >>> classification_output("log_loss", 4)
+    ('log_loss', 'softmax', 4)
+    """
+    if loss not in ("auto", *CLASSIFICATION_COSTS):
+        raise ValueError(
+            f"{argument} {loss!r} is not a classification cost; use one of "
+            f"{', '.join(('auto', *CLASSIFICATION_COSTS))}"
+        )
+    if loss == "binary_cross_entropy" and n_classes != 2:
+        raise ValueError(
+            f"{argument} binary_cross_entropy needs two classes, but there are {n_classes}; use "
+            "categorical_cross_entropy (or auto)"
+        )
+    if loss == "auto":
+        loss = "binary_cross_entropy" if n_classes == 2 else "categorical_cross_entropy"
+    if loss in ("binary_cross_entropy", "log_loss") and n_classes == 2:
+        return loss, "sigmoid", 1
+    return loss, "softmax", n_classes
+
+
 def is_classification(loss: str | Callable) -> bool:
     """Whether a cost is a classification cost (cross-entropy or log loss).
 

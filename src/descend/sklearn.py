@@ -292,21 +292,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 f"y has only one class ({self.classes_[0]!r}); a classifier needs samples of at "
                 "least two classes"
             )
-        loss = self.loss
-        valid = ("auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss")
-        if loss not in valid:
-            raise ValueError(f"loss must be one of {', '.join(valid)}, got {loss!r}")
-        if loss == "binary_cross_entropy" and k != 2:
-            raise ValueError(
-                f"loss='binary_cross_entropy' needs two classes, y has {k}; use 'auto' or "
-                "'categorical_cross_entropy'"
-            )
-        if loss == "auto":
-            loss = "binary_cross_entropy" if k == 2 else "categorical_cross_entropy"
-        binary = k == 2 and loss in ("binary_cross_entropy", "log_loss")
-        self._binary = binary
+        loss, out_act, n_out = ds.losses.classification_output(self.loss, k, argument="loss=")
         target = codes.astype(np.int64)
-        n_out, out_act = (1, "sigmoid") if binary else (k, "softmax")
         return self._train(X, target, n_out, out_act, loss, stratify=True)
 
     def predict_proba(self, X) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import losses
 from descend.cli import data as data_module
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
@@ -145,16 +146,10 @@ def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, 
             "categorical_cross_entropy (or leave --loss out), or --task regression to predict "
             "the labels as numbers"
         )
-    if loss == "binary_cross_entropy" and k != 2:
-        raise UsageError(
-            f"--loss binary_cross_entropy needs two classes, but {data.name} has {k}; use --loss "
-            "categorical_cross_entropy (or leave --loss out)"
-        )
-    if loss == "auto":
-        loss = "binary_cross_entropy" if k == 2 else "categorical_cross_entropy"
-    if loss in ("binary_cross_entropy", "log_loss") and k == 2:
-        return loss, "sigmoid", 1
-    return loss, "softmax", k
+    try:
+        return losses.classification_output(loss, k, argument="--loss")
+    except ValueError as exc:
+        raise UsageError(f"{exc} ({data.name} has {k} classes)") from None
 
 
 def prepare(data: data_module.Dataset, values: dict[str, Any]) -> Prepared:
