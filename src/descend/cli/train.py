@@ -149,7 +149,7 @@ def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, 
     try:
         return losses.classification_output(loss, k, argument="--loss")
     except ValueError as exc:
-        raise UsageError(f"{exc} ({data.name} has {k} classes)") from None
+        raise UsageError(f"{exc} (data: {data.name})") from None
 
 
 def prepare(data: data_module.Dataset, values: dict[str, Any]) -> Prepared:
