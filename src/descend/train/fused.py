@@ -147,8 +147,9 @@ class FusedForward:
         self._buffers: dict[int, list[np.ndarray]] = {}
 
     def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Output of shape (n, out_features) for X of shape (n, in_features); into ``out``."""
-        self.layers[0].check_input(X)
+        """Output of shape (n, out_features) for X of shape (n, in_features); into ``out``.
+
+        The caller checks X's shape (``predict`` does, once for all chunks)."""
         n = X.shape[0]
         buffers = self._buffers.get(n)
         if buffers is None:
@@ -199,7 +200,6 @@ class FusedStep:
     """
 
     def __init__(self, model: Sequential, activations: list[str], head: str, dtype) -> None:
-        self.model = model
         self.layers: list[Dense] = list(model.layers)
         self.activations = activations
         self.head = head
@@ -335,7 +335,7 @@ class FusedStep:
         return float(cost), dz
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
-        self.layers[0].check_input(X)
+        # fit checked X's shape once, before the first update; batches keep it
         buf = self._buffers_for(X.shape[0])
         out = self.forward(X, buf)
         cost, d = self._cost_and_output_grad(out, y)
