@@ -148,3 +148,118 @@ def test_prediction_of_other_models_takes_the_graph():
     X = np.ones((5, 3), np.float32)
     with ds.no_grad():
         np.testing.assert_array_equal(ds.predict(model, X), model(X).data)
+
+
+# --- plain gradient descent applied inside the fused step (FusedStep.descend) -----------------
+# The network must be large enough (more than 32,768 parameters) for its weights to take their
+# step straight from a_prev and dC/dz (one gemm, or ger for one sample) instead of from dC/dW.
+
+WIDE_CASES = [
+    # hidden activations, output activation, loss, task, outputs
+    (["relu"], "softmax", "categorical_cross_entropy", "softmax", 10),
+    (["tanh", "leaky_relu"], "sigmoid", "binary_cross_entropy", "sigmoid", 1),
+    (["sigmoid"], None, "mse", "regression", 2),
+]
+
+
+def _wide_model(hidden, out_act, out, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [300] + [120] * len(hidden) + [out]
+    layers = [
+        ds.nn.Dense(a, b, activation=act, seed=rng, dtype=dtype)
+        for a, b, act in zip(sizes[:-1], sizes[1:], [*hidden, out_act], strict=True)
+    ]
+    return ds.nn.Sequential(*layers)
+
+
+@pytest.fixture
+def count_in_place(monkeypatch):
+    """How many weight updates were applied straight from a_prev and dC/dz."""
+    from descend._blas import GemmUpdate
+
+    calls = [0]
+    original = GemmUpdate.__call__
+
+    def counting(self, *args):
+        calls[0] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(GemmUpdate, "__call__", counting)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [1, 8, "full"])
+@pytest.mark.parametrize(("hidden", "out_act", "loss", "task", "out"), WIDE_CASES)
+def test_gd_inside_the_step_trains_as_the_graph(hidden, out_act, loss, task, out, batch_size,
+                                                 dtype, count_in_place):  # fmt: skip
+    X, y = _data(40, 300, out, task, dtype)
+    fast, graph = _wide_model(hidden, out_act, out, dtype), _wide_model(hidden, out_act, out, dtype)
+    kwargs = dict(loss=loss, batch_size=batch_size, epochs=2, seed=3, progress=False)
+    h_fast = ds.fit(fast, X, y, optimizer=ds.optim.GD(0.05), **kwargs)
+    h_graph = ds.fit(graph, X, y, fused=False, optimizer=ds.optim.GD(0.05), **kwargs)
+    if batch_size != "full":  # small batches: the in-place step was taken
+        assert count_in_place[0] >= h_fast.n_updates
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    for name, value in graph.state_dict().items():
+        # relative to each array's scale: an entry near 0 carries the rounding of its neighbours
+        atol = rtol * np.abs(value).max()
+        np.testing.assert_allclose(fast.state_dict()[name], value, rtol=rtol, atol=atol)
+    # a cost near 0 is a difference of terms near 1: its rounding is absolute, not relative
+    np.testing.assert_allclose(h_fast.step["loss"], h_graph.step["loss"], rtol=rtol, atol=rtol / 10)
+    # after fit, .grad holds the last update's gradient, as after the graph's last backward()
+    for (name, p), q in zip(fast.named_parameters().items(), graph.parameters(), strict=True):
+        atol = rtol * np.abs(q.grad).max()
+        np.testing.assert_allclose(p.grad, q.grad, rtol=rtol, atol=atol, err_msg=name)
+    assert fast.layers[0].weight.grad.shape == fast.layers[0].weight.shape
+
+
+def test_gd_inside_the_step_follows_a_learning_rate_schedule(count_in_place):
+    X, y = _data(32, 300, 10, "softmax", np.float64)
+    fast, graph = (_wide_model(["relu"], "softmax", 10, np.float64) for _ in range(2))
+    schedule = ds.optim.schedules.ExponentialDecay(0.1, 0.5)
+    opts = ds.optim.GD(schedule), ds.optim.GD(schedule)
+    for model, opt, fused in ((fast, opts[0], True), (graph, opts[1], False)):
+        ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=opt, batch_size=4,
+               epochs=2, seed=0, progress=False, fused=fused)  # fmt: skip
+    assert count_in_place[0] > 0
+    assert opts[0].iterations == opts[1].iterations == 16
+    for a, b in zip(fast.parameters(), graph.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-10, atol=1e-12)
+
+
+def test_built_in_callbacks_keep_gd_inside_the_step_and_others_take_the_gradients(
+    count_in_place, tmp_path
+):
+    X, y = _data(32, 300, 10, "softmax", np.float32)
+    quiet = [
+        ds.EarlyStopping(monitor="loss", patience=5),
+        ds.Checkpoint(tmp_path / "run.npz", every=1),
+    ]
+    ds.fit(_wide_model(["relu"], "softmax", 10, np.float32), X, y, loss="categorical_cross_entropy",
+           optimizer=ds.optim.GD(0.1), batch_size=8, epochs=1, callbacks=quiet,
+           progress=False)  # fmt: skip
+    assert count_in_place[0] == 2 * 4  # both layers, at each of the 4 updates
+    norms = []
+    reads = ds.LambdaCallback(on_step_end=lambda s, logs: norms.append(float(
+        np.linalg.norm(model.layers[0].weight.grad))))  # fmt: skip
+    model = _wide_model(["relu"], "softmax", 10, np.float32)
+    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.1),
+           batch_size=8, epochs=1, callbacks=[reads], progress=False)  # fmt: skip
+    assert count_in_place[0] == 2 * 4  # a callback that may read .grad: gradients written out
+    assert len(norms) == 4 and all(n > 0 for n in norms)
+
+
+def test_a_diverging_update_inside_the_step_changes_nothing():
+    # A hidden unit reaches +inf, the next layer sends it to -inf and ReLU to 0: the cost stays
+    # finite, but dC/dW of the next layer is inf * 0 = NaN. No parameter may change.
+    model = ds.nn.mlp([300, 120, 120, 10], output_activation="softmax", seed=0)
+    model.layers[0].weight.data[:, 0] = 1e30
+    model.layers[1].weight.data[0, :] = -1.0
+    X = np.full((4, 300), 1e10, np.float32)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(ds.DivergenceError, match="a gradient"):
+        ds.fit(model, X, np.arange(4), loss="categorical_cross_entropy",
+               optimizer=ds.optim.GD(0.1), batch_size=2, epochs=1, progress=False)  # fmt: skip
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)

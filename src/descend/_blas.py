@@ -19,7 +19,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["axpy", "blas_available", "single_thread_if_small"]
+__all__ = [
+    "Axpy",
+    "GemmUpdate",
+    "axpy",
+    "blas_available",
+    "gemm_update",
+    "single_thread_if_small",
+]
 
 
 def _library():
@@ -66,8 +73,35 @@ def _load_threads():
     return get, put
 
 
+def _load_gemm():
+    """``?gemm`` and ``?ger`` by dtype, for ``C <- C + alpha A^T B`` in place."""
+    lib, found = _LIB
+    if lib is None:
+        return None
+    suffix, i = found
+    table = {}
+    kinds = ((np.float32, "s", ctypes.c_float), (np.float64, "d", ctypes.c_double))
+    for dtype, letter, real in kinds:
+        gemm = getattr(lib, f"scipy_cblas_{letter}gemm{suffix}", None)
+        ger = getattr(lib, f"scipy_cblas_{letter}ger{suffix}", None)
+        if gemm is None or ger is None:
+            return None
+        p = ctypes.c_void_p
+        # order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
+        gemm.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, real, p, i, p, i]
+        gemm.argtypes += [real, p, i]
+        # order, M, N, alpha, x, incx, y, incy, A, lda
+        ger.argtypes = [ctypes.c_int, i, i, real, p, i, p, i, p, i]
+        gemm.restype = ger.restype = None
+        table[np.dtype(dtype)] = (gemm, ger)
+    return table
+
+
 _LIB = _library()
 _AXPY = _load()
+_GEMM = _load_gemm()
+# CBLAS enumerations
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADS = _load_threads()
 
 # Below this many FLOPs a matrix product is faster on one core than split between threads, and
@@ -118,6 +152,113 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray, tmp: np.ndarray | None = No
         fn(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
         return
     y += np.multiply(x, alpha, out=tmp)
+
+
+def gemm_update(alpha: float, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """``c <- c + alpha * a^T b``, in place, without forming ``a^T b``.
+
+    One BLAS call (``gemm`` with beta = 1, or the rank-1 ``ger`` when ``a`` has one row), so a
+    weight matrix takes its gradient step without the gradient being written out and read back.
+    Equal to ``c += alpha * (a.T @ b)`` up to rounding (the BLAS may fuse the multiply-add).
+
+    Parameters
+    ----------
+    alpha : float
+    a : ndarray of shape (n, p)
+    b : ndarray of shape (n, q)
+    c : ndarray of shape (p, q)
+        Updated in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.zeros((2, 2)); gemm_update(0.5, np.array([[1.0, 2.0]]), np.array([[2.0, 4.0]]), c)
+    >>> c
+    array([[1., 2.],
+           [2., 4.]])
+    """
+    GemmUpdate(c)(alpha, a, b)
+
+
+def _blas_ready(*arrays: np.ndarray) -> bool:
+    # one dtype, C order, and the last one (the output) writeable
+    return (
+        all(x.dtype == arrays[-1].dtype and x.flags.c_contiguous for x in arrays)
+        and arrays[-1].flags.writeable
+    )
+
+
+class GemmUpdate:
+    """``c <- c + alpha * a^T b`` for a fixed ``c`` of shape (p, q): :func:`gemm_update` with the
+    address of ``c`` looked up once (the object keeps it alive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = np.zeros((2, 2)); update = GemmUpdate(c)
+    >>> update(-1.0, np.ones((3, 2)), np.ones((3, 2))); c
+    array([[-3., -3.],
+           [-3., -3.]])
+    """
+
+    __slots__ = ("c", "_fns", "_ptr")
+
+    def __init__(self, c: np.ndarray) -> None:
+        self.c = c
+        fns = _GEMM.get(c.dtype) if _GEMM is not None else None
+        ok = c.ndim == 2 and _blas_ready(c)
+        self._fns = fns if ok else None
+        self._ptr = c.ctypes.data if ok else None
+
+    def __call__(self, alpha: float, a: np.ndarray, b: np.ndarray) -> None:
+        c, fns = self.c, self._fns
+        p, q = c.shape
+        if a.shape[1:] != (p,) or b.shape[1:] != (q,) or a.shape[0] != b.shape[0]:
+            raise ValueError(f"a has shape {a.shape} and b {b.shape}; expected (n, {p}), (n, {q})")
+        if fns is None or not _blas_ready(a, b, c):
+            c += np.dot(a.T, b) * c.dtype.type(alpha)
+        elif a.shape[0] == 1:
+            fns[1](_ROW_MAJOR, p, q, alpha, a.ctypes.data, 1, b.ctypes.data, 1, self._ptr, q)
+        else:
+            fns[0](
+                _ROW_MAJOR, _TRANS, _NO_TRANS, p, q, a.shape[0], alpha, a.ctypes.data, p,
+                b.ctypes.data, q, 1.0, self._ptr, q,
+            )  # fmt: skip
+
+
+class Axpy:
+    """``y <- y + alpha * x`` for two arrays fixed at construction: :func:`axpy` with their
+    addresses looked up once (the object keeps both alive).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.zeros(2); update = Axpy(np.ones(2), y)
+    >>> update(0.5); update(0.5); y
+    array([1., 1.])
+    """
+
+    __slots__ = ("x", "y", "_call", "_tmp")
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        if x.shape != y.shape:
+            raise ValueError(f"x has shape {x.shape} and y {y.shape}; they must be equal")
+        self.x, self.y = x, y
+        fn = _AXPY.get(y.dtype) if _AXPY is not None else None
+        self._call = None
+        self._tmp = None
+        if fn is not None and _blas_ready(x, y):
+            self._call = (fn, y.size, x.ctypes.data, y.ctypes.data)
+        else:
+            self._tmp = np.empty_like(y)
+
+    def __call__(self, alpha: float) -> None:
+        call = self._call
+        if call is None:
+            self.y += np.multiply(self.x, alpha, out=self._tmp)
+            return
+        fn, size, x_ptr, y_ptr = call
+        fn(size, alpha, x_ptr, 1, y_ptr, 1)
 
 
 @contextmanager

@@ -381,6 +381,11 @@ class Optimizer:
         if updated:
             self._iterations += 1
 
+    def _count_step(self) -> None:
+        """Count one step whose update was applied elsewhere: ``fit``'s fused step applies plain
+        gradient descent itself, and the learning-rate schedule must still advance."""
+        self._iterations += 1
+
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:

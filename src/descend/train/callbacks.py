@@ -47,6 +47,11 @@ class Callback:
     model = None
     history = None
     stop_training = False
+    #: Whether the hooks may read the parameters' ``.grad`` during training. ``fit`` can apply
+    #: plain gradient descent without writing the weights' gradients out at every update (it
+    #: writes them once, at the end) only when no callback says True; a subclass that never
+    #: looks at gradients may set it to False.
+    reads_gradients = True
 
     def set_context(self, model, history) -> None:
         """Called by ``fit`` before training: the model and the History being filled."""
@@ -106,6 +111,8 @@ class EarlyStopping(Callback):
     >>> h.n_epochs, stop.stopped_epoch
     (2, 1)
     """
+
+    reads_gradients = False  # fit may apply plain GD inside its fused step
 
     def __init__(
         self,
@@ -206,6 +213,8 @@ class ProgressBar(Callback):
     2
     >>> bar.on_train_end({})
     """
+
+    reads_gradients = False  # fit may apply plain GD inside its fused step
 
     def __init__(self, file=None) -> None:
         self.file = file

@@ -526,6 +526,8 @@ class Checkpoint(Callback):
     True
     """
 
+    reads_gradients = False  # fit may apply plain GD inside its fused step
+
     def __init__(
         self,
         path: str | os.PathLike,

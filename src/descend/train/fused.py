@@ -15,7 +15,11 @@ reused, with the activations and their derivatives applied in place:
   buffers, then ``dz_prev = da_prev * f'(z_prev)`` in place. No dC/dX for the first layer.
 
 The results equal the graph's to the last bit in the tests (same formulas, same order, same
-BLAS calls); ``ds.fit(..., fused=False)`` always takes the graph. The parameters' ``.grad`` are
+BLAS calls); ``ds.fit(..., fused=False)`` always takes the graph.
+
+For plain gradient descent, :meth:`FusedStep.descend` also applies the update: a large weight
+matrix at a small batch takes ``W <- W - lr a_prev^T dz`` in one BLAS call, without dC/dW being
+written out and read back (equal up to rounding; see its docstring). The parameters' ``.grad`` are
 set to the reused gradient buffers, so they are overwritten by the next update: copy them in a
 callback if you keep them.
 """
@@ -23,10 +27,12 @@ callback if you keep them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import isfinite
 
 import numpy as np
 
 from descend import losses
+from descend._blas import Axpy, GemmUpdate
 from descend.autodiff.primitives import PRIMITIVES, stable_sigmoid
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense
@@ -174,18 +180,23 @@ class FusedForward:
 class _Buffers:
     """The arrays of one batch size (n rows), allocated once and reused at every update."""
 
-    def __init__(self, n: int, sizes: list[int], activations: list[str], dtype) -> None:
+    def __init__(
+        self, n: int, sizes: list[int], activations: list[str], dtype, keep: bool = False
+    ) -> None:
         outs = sizes[1:]
         # a[l]: layer l's z, then (in place) its activation. After its dC/dW is taken, the
         # buffer of a ReLU-like or linear layer receives dC/da of that layer (its mask is kept
-        # apart), so no separate gradient buffer is needed for it.
+        # apart), so no separate gradient buffer is needed for it, unless ``keep``: the
+        # activations are kept to the end of the update (the in-place gradient step reads them).
         self.a = [np.empty((n, m), dtype) for m in outs]
         self.mask = [np.empty((n, m), bool) for m in outs[:-1]]
         # sigmoid and tanh need their activation after dC/da arrives: a buffer of their own
         self.d = [
-            np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
+            np.empty((n, m), dtype) if keep or act in ("sigmoid", "tanh") else None
             for m, act in zip(outs[:-1], activations[:-1], strict=True)
         ]
+        # dC/dz of every layer, as the last update left them (the in-place step's record)
+        self.dz: list[np.ndarray | None] = [None] * len(outs)
         self.tmp = [
             np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
             for m, act in zip(outs, activations, strict=True)
@@ -213,7 +224,15 @@ class FusedStep:
             self.weight_grads.append(self._flat_grads[offset : offset + w].reshape(d.weight.shape))
             self.bias_grads.append(self._flat_grads[offset + w : offset + w + b])
             offset += w + b
+        self._offsets = [0]
+        for d in self.layers:
+            self._offsets.append(self._offsets[-1] + d.weight.size + d.bias.size)
         self._edge_sum = sum(d.in_features + d.out_features for d in self.layers)
+        # max |X| over every batch fit will pass (None: found per batch)
+        self.input_bound: float | None = None
+        self._record: tuple | None = None
+        self._update_plan: tuple | None = None
+        self._zeros = np.zeros_like(self._flat_grads)  # for _all_finite
         self._buffers: dict[int, _Buffers] = {}
         self._one = np.ones((), self.dtype)  # the seed dC/dC of backward, as the graph's
         self._last_out: np.ndarray | None = None
@@ -246,16 +265,20 @@ class FusedStep:
             return check(np.asarray(y), _Shape(out))
         if self.head == "softmax_ce":
             return y if y.ndim == 1 else y.astype(out.dtype, copy=False)
-        return losses._match_column(y, _Shape(out)).astype(out.dtype, copy=False)
+        if y.ndim == 1 and out.shape == (y.shape[0], 1):
+            y = y.reshape(-1, 1)  # what losses._match_column does, without its checks
+        elif y.shape != out.shape:
+            y = losses._match_column(y, _Shape(out))
+        return y.astype(out.dtype, copy=False)
 
-    def _buffers_for(self, n: int) -> _Buffers:
-        buffers = self._buffers.get(n)
+    def _buffers_for(self, n: int, keep: bool = False) -> _Buffers:
+        buffers = self._buffers.get((n, keep))
         if buffers is None:
             # At most two batch sizes occur per epoch (k and the remainder).
             if len(self._buffers) >= 4:
                 self._buffers.clear()
-            buffers = _Buffers(n, self.sizes, self.activations, self.dtype)
-            self._buffers[n] = buffers
+            buffers = _Buffers(n, self.sizes, self.activations, self.dtype, keep)
+            self._buffers[(n, keep)] = buffers
         return buffers
 
     def forward(self, X: np.ndarray, buf: _Buffers) -> np.ndarray:
@@ -379,6 +402,137 @@ class FusedStep:
         self.grads_finite = finite
         return cost
 
+    def descend(self, X: np.ndarray, y: np.ndarray, lr: float) -> float:
+        """One update of plain gradient descent, ``theta <- theta - lr * dC/dtheta``, in place.
+
+        The same forward pass, cost and dC/dz as a call, but a weight matrix whose gradient
+        ``a_prev^T dz`` is large next to its factors (small batches) takes its step straight from
+        them, by one BLAS ``gemm`` (``ger`` for one sample) that adds ``-lr a_prev^T dz`` to the
+        weights: the gradient is never written out and read back. Nothing is updated before
+        every gradient is proven finite (by the bound of ``_layer_grads_finite``, else by
+        reading it), so a diverging update leaves the parameters as they were and sets
+        ``grads_finite`` to False. Equal to a call followed by ``GD(lr).step`` up to rounding
+        (float32: about 1e-7 relative per update; the tests hold it to 1e-5 after training).
+
+        The weights' ``.grad`` are written only by :meth:`write_grads` (``fit`` calls it when
+        training ends), from the last update's record; the biases' ``.grad`` at every update.
+        """
+        n = X.shape[0]
+        buf = self._buffers_for(n, keep=True)
+        out = self.forward(X, buf)
+        cost, d = self._cost_and_output_grad(out, y)
+        self._record = (X, buf, ())
+        if not isfinite(cost):
+            return cost  # fit stops on the cost; nothing was updated
+        last = len(self.layers) - 1
+        if self.head == "mse":
+            self._activation_grad(last, d, buf)
+        dz, in_place, finite = buf.dz, [], True
+        # A small network's gradients are all written out and checked by one pass at the end.
+        large = self._flat_grads.size > 32768
+        for i in range(last, -1, -1):
+            dz[i] = d
+            a_prev = X if i == 0 else buf.a[i - 1]
+            if n == 1:
+                np.copyto(self.bias_grads[i], d[0])
+            else:
+                np.add.reduce(d, axis=0, out=self.bias_grads[i])
+            if large and self._bounded(i, a_prev, d):
+                in_place.append(i)
+            else:
+                np.dot(a_prev.T, d, out=self.weight_grads[i])
+                if large and finite:
+                    start, stop = self._offsets[i], self._offsets[i + 1]
+                    finite = _all_finite(self._flat_grads[start:stop], self._zeros[start:stop])
+            if i == 0:
+                break
+            j = i - 1
+            self._derivative_factor(j, buf)
+            d = np.dot(d, self.layers[i].weight.data.T, out=buf.d[j])
+            self._activation_grad(j, d, buf, buf.mask[j])
+        if not large:
+            finite = _all_finite(self._flat_grads, self._zeros)
+        self.grads_finite = finite
+        self._record = (X, buf, in_place)
+        if not finite:
+            return cost
+        step = -lr
+        for i, (weight_in_place, weight_from_grad, bias_from_grad) in enumerate(self._updates()):
+            if i in in_place:
+                weight_in_place(step, X if i == 0 else buf.a[i - 1], dz[i])
+            else:
+                weight_from_grad(step)
+            bias_from_grad(step)
+        return cost
+
+    def _updates(self) -> list[tuple[GemmUpdate, Axpy, Axpy]]:
+        """Per layer, the in-place updates of its weights (from dz, or from dC/dW) and biases,
+        made again when a parameter's array was replaced (``load_state_dict``, the user)."""
+        arrays = [p.data for layer in self.layers for p in (layer.weight, layer.bias)]
+        cached = self._update_plan
+        if cached is not None and all(a is b for a, b in zip(arrays, cached[0], strict=True)):
+            return cached[1]
+        plan = [
+            (
+                GemmUpdate(layer.weight.data),
+                Axpy(self.weight_grads[i], layer.weight.data),
+                Axpy(self.bias_grads[i], layer.bias.data),
+            )
+            for i, layer in enumerate(self.layers)
+        ]
+        self._update_plan = (arrays, plan)
+        return plan
+
+    def write_grads(self) -> None:
+        """Set every parameter's ``.grad`` to its gradient of the last :meth:`descend` update.
+
+        Examples
+        --------
+        >>> import numpy as np, descend as ds
+        >>> model = ds.nn.mlp([3, 2], output_activation="softmax", seed=0)
+        >>> step = compile_step(model, "categorical_cross_entropy")
+        >>> X, y = np.ones((1, 3), np.float32), np.array([1])
+        >>> _ = step.descend(X, step.check_targets(y), lr=0.1)
+        >>> step.write_grads(); model.layers[0].weight.grad.shape
+        (3, 2)
+        """
+        if self._record is None:
+            return
+        X, buf, in_place = self._record
+        for i, layer in enumerate(self.layers):
+            if i in in_place:
+                a_prev = X if i == 0 else buf.a[i - 1]
+                np.dot(a_prev.T, buf.dz[i], out=self.weight_grads[i])
+            layer.weight.grad = self.weight_grads[i]
+            layer.bias.grad = self.bias_grads[i]
+
+    def _bounded(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
+        """Whether layer ``i``'s dC/dW = a_prev^T d and dC/db = sum(d) are finite by a bound
+        that reads fewer numbers than dC/dW has (see ``_layer_grads_finite``); False when the
+        bound is not cheaper, or not finite."""
+        n, (n_in, n_out) = d.shape[0], self.weight_grads[i].shape
+        if n * (n_in + n_out) >= n_in * n_out:
+            return False
+        if i == 0:
+            a_max = self.input_bound
+            if a_max is None:
+                a_max = max(float(a_prev.max()), -float(a_prev.min()))
+        else:
+            a_max = self._activation_bound(i - 1, a_prev)
+        d_max = max(float(d.max()), -float(d.min()))
+        limit = 0.5 * float(np.finfo(self.dtype).max)
+        return n * a_max * d_max < limit and n * d_max < limit  # NaN compares False
+
+    def _activation_bound(self, i: int, a: np.ndarray) -> float:
+        """max |a| for layer ``i``'s activations, given a finite cost (no NaN anywhere: a NaN
+        reaches the cost through every product)."""
+        name = self.activations[i]
+        if name in ("sigmoid", "tanh"):
+            return 1.0
+        if name == "relu":
+            return float(a.max())
+        return max(float(a.max()), -float(a.min()))
+
     def _layer_grads_finite(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
         """Whether layer ``i``'s dC/dW and dC/db are finite, by the cheaper of two proofs.
 
@@ -397,6 +551,16 @@ class FusedStep:
                 return True
         dw = self.weight_grads[i]
         return bool(np.isfinite(dw.max()) and np.isfinite(dw.min()))
+
+
+def _all_finite(x: np.ndarray, zeros: np.ndarray) -> bool:
+    """Whether every entry of the 1-D ``x`` is finite, by one BLAS dot with zeros of its size.
+
+    0 * v is 0 for every finite v and NaN for NaN and +-inf, so the dot is 0 exactly when all
+    are finite; it cannot overflow, and it is one call however small ``x`` is (``max`` and
+    ``min`` are two passes and two calls).
+    """
+    return bool(np.dot(x, zeros) == 0)
 
 
 class _Shape:
