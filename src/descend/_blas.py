@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -97,9 +98,18 @@ def _load_gemm():
     return table
 
 
+def _load_shutdown():
+    lib, found = _LIB
+    fn = getattr(lib, "blas_thread_shutdown_", None) if lib is not None else None
+    if fn is not None:
+        fn.restype, fn.argtypes = ctypes.c_int, []
+    return fn
+
+
 _LIB = _library()
 _AXPY = _load()
 _GEMM = _load_gemm()
+_SHUTDOWN = _load_shutdown()
 # CBLAS enumerations
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _THREADS = _load_threads()
@@ -262,6 +272,55 @@ class Axpy:
 
 
 @contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` BLAS threads (NumPy's OpenBLAS), then restore the count.
+
+    Examples
+    --------
+    >>> with blas_threads(1):
+    ...     pass
+    """
+    if _THREADS is None:
+        yield
+        return
+    get, put = _THREADS
+    before = get()
+    if before == n:
+        yield
+        return
+    put(n)
+    try:
+        yield
+    finally:
+        put(before)
+
+
+def release_idle_workers() -> bool:
+    """Stop BLAS's worker threads while BLAS runs single-threaded; True when they were stopped.
+
+    After each multi-threaded product, OpenBLAS's workers keep spinning on their cores for about
+    a tenth of a second, waiting for the next one; threads of our own that run single-threaded
+    products beside each other then share their cores with them (measured: a 2-core prediction
+    35% slower). This stops them; the next multi-threaded product starts them again. It is done
+    only with one BLAS thread set and no Python thread but the caller's and ``descend``'s own,
+    so that no product of another thread can be running.
+
+    Examples
+    --------
+    >>> with blas_threads(1):
+    ...     isinstance(release_idle_workers(), bool)
+    True
+    """
+    if _SHUTDOWN is None or _THREADS is None or _THREADS[0]() != 1:
+        return False
+    me = threading.current_thread()
+    if any(t is not me and not t.name.startswith("descend") for t in threading.enumerate()):
+        return False
+    _SHUTDOWN()
+    return True
+
+
+@contextmanager
 def single_thread_if_small(largest_matmul_flops: float | None) -> Iterator[None]:
     """Run the block with one BLAS thread when its largest matrix product is small.
 
@@ -278,13 +337,8 @@ def single_thread_if_small(largest_matmul_flops: float | None) -> Iterator[None]
     if _THREADS is None or largest_matmul_flops is None:
         yield
         return
-    get, put = _THREADS
-    before = get()
-    if largest_matmul_flops >= SMALL_MATMUL_FLOPS or before <= 1:
+    if largest_matmul_flops >= SMALL_MATMUL_FLOPS:
         yield
         return
-    put(1)
-    try:
+    with blas_threads(1):
         yield
-    finally:
-        put(before)

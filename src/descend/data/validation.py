@@ -252,20 +252,42 @@ def _check_numeric(a: np.ndarray, name: str) -> None:
         )
 
 
-def _all_finite(a: np.ndarray) -> bool:
-    # A matrix-vector product with ones is one multi-threaded BLAS pass (a quarter of the time of
-    # min and max): NaN and inf propagate into the row sums, so finite sums prove finite values.
-    # Sums can also overflow from huge finite values; min/max, which propagate NaN and allocate
-    # nothing, then decide.
-    if a.ndim == 2 and a.dtype in (np.float32, np.float64) and a.size > 4096:
-        if np.isfinite(np.dot(a, np.ones(a.shape[1], a.dtype))).all():
+def all_finite(a: np.ndarray, ones: np.ndarray | None = None) -> bool:
+    """Whether every value of ``a`` is finite (ints and bools always are).
+
+    For float32 and float64 arrays of one or two dimensions, mostly one BLAS pass: the product
+    of ``a`` with a vector of ones sums each row, NaN and inf propagate into the sums, so
+    finite sums prove finite values (a quarter of the time of ``min`` and ``max``, and one call
+    however small ``a`` is). Sums can also overflow from huge finite values; ``min`` and
+    ``max``, which propagate NaN, then decide. (A product with zeros would not overflow, but a
+    BLAS may skip the columns of a zero entry, NaN or not.)
+
+    Parameters
+    ----------
+    a : ndarray
+    ones : ndarray of shape (a.shape[-1],), optional
+        Ones of ``a``'s dtype to use (a caller that checks often keeps them), else made here.
+
+    Examples
+    --------
+    >>> all_finite(np.array([[1.0, np.inf]])), all_finite(np.arange(3))
+    (False, True)
+    """
+    if a.dtype.kind != "f" or not a.size:
+        return True
+    if a.dtype in (np.float32, np.float64) and a.ndim in (1, 2):
+        if ones is None:
+            ones = np.ones(a.shape[-1], a.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.dot(a, ones) if a.ndim == 1 else np.dot(a, ones).sum()
+        if np.isfinite(total):
             return True
     return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 
 def _check_finite(a: np.ndarray, name: str) -> None:
     # Ints and bools cannot hold NaN or inf.
-    if a.dtype.kind != "f" or _all_finite(a):
+    if all_finite(a):
         return
     bad = ~np.isfinite(a)
     n_nan = int(np.count_nonzero(np.isnan(a)))

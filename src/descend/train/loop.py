@@ -25,10 +25,11 @@ import numpy as np
 from descend import losses as losses_module
 from descend import optim
 from descend._blas import single_thread_if_small
+from descend._parallel import map_pieces, n_workers
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
-from descend.data.validation import as_generator, check_array
+from descend.data.validation import all_finite, as_generator, check_array
 from descend.io import ModelFileError
 from descend.nn.dense import Dense
 from descend.nn.module import Module
@@ -789,18 +790,37 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     ((4, 3), True)
     """
     _check_model(model)
-    X = check_array(X, finite=not isinstance(X, np.memmap))
+    forward = compile_forward(model)
+    # A Dense stack checks X for NaN and inf chunk by chunk, as it reads it (below).
+    X = check_array(X, finite=forward is None and not isinstance(X, np.memmap))
     _check_features(model, X, "X")
     dtype = model.dtype or np.float32
     if batch_size is not None:
         _check_positive_int(batch_size, "batch_size", "e.g. batch_size=1024")
     step = batch_size or len(X)
-    forward = compile_forward(model)
     if forward is not None:
-        # A Dense stack: computed chunk by chunk in reused buffers, straight into the result.
+        # A Dense stack: computed chunk by chunk in reused buffers, straight into the result,
+        # the chunks shared between the cores when each is large (see descend._parallel).
+        flops = _largest_matmul_flops(model, 1) or 0.0
+        if batch_size is None and len(X) * flops >= 2 * PARALLEL_MIN_FLOPS:
+            step = PREDICT_BLOCK_ROWS  # blocks the cores can share, and cache-sized
+        starts = range(0, len(X), step)
+        workers = n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1
+        forwards = [forward] + [
+            compile_forward(model) for _ in range(min(workers, len(starts)) - 1)
+        ]
         result = np.empty((len(X), model.layers[-1].out_features), dtype)
-        for start in range(0, len(X), step):
-            forward(_chunk(X, start, step, dtype), out=result[start : start + step])
+
+        check = not isinstance(X, np.memmap)
+
+        def chunk(worker: int, i: int) -> None:
+            start = starts[i]
+            rows = _chunk(X, start, step, dtype)
+            if check and not all_finite(rows):
+                check_array(X, finite=True)  # raises, naming the first row that is not finite
+            forwards[worker](rows, out=result[start : start + step])
+
+        map_pieces(chunk, len(starts), workers=len(forwards))
         _check_output(result, 0, "X")
         return result
     outputs = []
@@ -811,6 +831,13 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
             _check_output(out, start, "X")
             outputs.append(out)
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+# A chunk whose largest product has fewer FLOPs than this is computed on one core (handing it
+# to another costs more than it saves); a prediction of all rows at once is cut into blocks of
+# PREDICT_BLOCK_ROWS rows when it is large.
+PARALLEL_MIN_FLOPS = 5e7
+PREDICT_BLOCK_ROWS = 2048
 
 
 def _chunk(X: np.ndarray, start: int, step: int, dtype) -> np.ndarray:
