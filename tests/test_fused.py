@@ -263,3 +263,71 @@ def test_a_diverging_update_inside_the_step_changes_nothing():
                optimizer=ds.optim.GD(0.1), batch_size=2, epochs=1, progress=False)  # fmt: skip
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+# --- large batches: row blocks shared between the cores (FusedStep._blocked_gradients) ---------
+
+
+@pytest.fixture
+def count_blocked(monkeypatch):
+    from descend.train.fused import FusedStep
+
+    calls = [0]
+    original = FusedStep._blocked_gradients
+
+    def counting(self, X, y):
+        calls[0] += 1
+        return original(self, X, y)
+
+    monkeypatch.setattr(FusedStep, "_blocked_gradients", counting)
+    monkeypatch.setenv("DESCEND_THREADS", "2")  # cut into blocks even on one core
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum"])
+@pytest.mark.parametrize(("hidden", "out_act", "loss", "task", "out"), WIDE_CASES)
+def test_row_blocks_train_as_the_graph(hidden, out_act, loss, task, out, optimizer, dtype,
+                                       count_blocked):  # fmt: skip
+    X, y = _data(3000, 300, out, task, dtype)
+    fast, graph = _wide_model(hidden, out_act, out, dtype), _wide_model(hidden, out_act, out, dtype)
+    kwargs = dict(loss=loss, batch_size="full", epochs=3, progress=False, lr=0.05)
+    metrics = ["accuracy"] if task != "regression" else ["mae"]
+    h_fast = ds.fit(fast, X, y, optimizer=optimizer, metrics=metrics, **kwargs)
+    h_graph = ds.fit(graph, X, y, fused=False, optimizer=optimizer, metrics=metrics, **kwargs)
+    assert count_blocked[0] == 3
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    for name, value in graph.state_dict().items():
+        atol = rtol * np.abs(value).max()
+        np.testing.assert_allclose(fast.state_dict()[name], value, rtol=rtol, atol=atol)
+    for key in h_graph.epoch:
+        if key != "time":
+            np.testing.assert_allclose(h_fast.epoch[key], h_graph.epoch[key], rtol=rtol)
+    for p, q in zip(fast.parameters(), graph.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=rtol, atol=rtol * np.abs(q.grad).max())
+
+
+def test_row_blocks_give_the_same_bits_at_every_run(count_blocked):
+    X, y = _data(3000, 300, 10, "softmax", np.float32)
+    weights = []
+    for _ in range(2):
+        model = _wide_model(["relu"], "softmax", 10, np.float32)
+        ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer="gd", lr=0.1,
+               batch_size="full", epochs=3, progress=False)  # fmt: skip
+        weights.append(model.state_dict())
+    assert count_blocked[0] == 6
+    for name, value in weights[0].items():
+        np.testing.assert_array_equal(weights[1][name], value, err_msg=name)
+
+
+def test_row_blocks_stop_a_diverging_update_before_it_is_applied(count_blocked):
+    X, y = _data(3000, 300, 10, "softmax", np.float32)
+    model = _wide_model(["relu"], "softmax", 10, np.float32)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    X[2999] = np.finfo(np.float32).max  # the last block's outputs overflow
+    with pytest.raises(ds.DivergenceError):
+        ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer="gd", lr=0.1,
+               batch_size="full", epochs=1, progress=False)  # fmt: skip
+    assert count_blocked[0] == 1
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)

@@ -33,6 +33,7 @@ import numpy as np
 
 from descend import losses
 from descend._blas import Axpy, GemmUpdate
+from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.primitives import PRIMITIVES, stable_sigmoid
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense
@@ -40,6 +41,13 @@ from descend.nn.module import Module
 from descend.nn.sequential import Sequential
 
 _HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
+
+# A batch is cut into row blocks for the cores when its forward products have at least
+# BLOCKED_MIN_FLOPS and it has at least 2 * MIN_BLOCK_ROWS rows; blocks have about BLOCK_ROWS
+# rows (a block's activations then stay in the cache between its forward and backward pass).
+BLOCKED_MIN_FLOPS = 2e8
+MIN_BLOCK_ROWS = 512
+BLOCK_ROWS = 2048
 
 
 def _head(output_activation: str, loss_fn: Callable, n_outputs: int) -> str | None:
@@ -233,6 +241,11 @@ class FusedStep:
         self._record: tuple | None = None
         self._update_plan: tuple | None = None
         self._ones = np.ones_like(self._flat_grads)  # for _finite
+        # the row-blocked path (large batches): per worker, partial gradients and buffers
+        self._flops_per_row = 2 * sum(d.weight.size for d in self.layers)
+        self._partials: list[tuple[np.ndarray, list]] = []
+        self._block_buffers: list[dict[int, _Buffers]] = []
+        self._logits: dict[int, np.ndarray] = {}
         self._buffers: dict[int, _Buffers] = {}
         self._one = np.ones((), self.dtype)  # the seed dC/dC of backward, as the graph's
         self._last_out: np.ndarray | None = None
@@ -313,20 +326,20 @@ class FusedStep:
             np.subtract(1, t, out=t)
             np.multiply(d, t, out=d)
 
-    def _softmax_cost_and_grad(self, z: np.ndarray, y) -> tuple[float, np.ndarray]:
+    def _softmax_cost_and_grad(self, z: np.ndarray, y, n: int) -> tuple[float, np.ndarray]:
         # The table's softmax_cross_entropy forward and vjp, sharing one pass of exp: the same
         # operations in the same order, so the same numbers to the last bit.
         target = self._target(y, z, losses._categorical_target)
-        n = z.shape[0]
+        rows = z.shape[0]
         shifted = z - z.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
         total = e.sum(axis=-1, keepdims=True)
         if target.ndim == 1:
-            rows = np.arange(n)
+            picks = np.arange(rows)
             # np.add.reduce(v) / n is what ndarray.mean computes, without its Python overhead
-            cost = -(np.add.reduce(shifted[rows, target] - np.log(total)[:, 0]) / n)
+            cost = -(np.add.reduce(shifted[picks, target] - np.log(total)[:, 0]) / n)
             e /= total
-            e[rows, target] -= 1
+            e[picks, target] -= 1
         else:
             cost = -(target * (shifted - np.log(total))).sum() / n
             e /= total
@@ -334,31 +347,41 @@ class FusedStep:
         e *= self._one / n
         return float(cost), e
 
-    def _cost_and_output_grad(self, out: np.ndarray, y) -> tuple[float, np.ndarray]:
+    def _cost_and_output_grad(
+        self, out: np.ndarray, y, n: int | None = None
+    ) -> tuple[float, np.ndarray]:
+        """The cost and its dC/dz for output ``out`` (rows of a batch of ``n`` rows, all of it
+        by default: a row block's share of the batch's mean cost, and of its gradient)."""
         self._last_out = out
+        if n is None:
+            n = out.shape[0]
         if self.head == "softmax_ce":
-            return self._softmax_cost_and_grad(out, y)
+            return self._softmax_cost_and_grad(out, y, n)
         if self.head == "sigmoid_bce":
             # The table's sigmoid_binary_cross_entropy forward and vjp sharing exp(-|z|): the
             # same operations in the same order.
             target = self._target(y, out, losses._binary_target)
             e = np.exp(-np.abs(out))
             terms = np.maximum(out, 0) - out * target + np.log1p(e)
-            cost = np.add.reduce(terms, axis=None) / terms.size
+            size = n * out.shape[1]
+            cost = np.add.reduce(terms, axis=None) / size
             dz = np.where(out >= 0, 1.0, e) / (1.0 + e) - target
-            dz *= self._one / out.size
+            dz *= self._one / size
             return float(cost), dz
         # mse: C = mean(diff * diff), diff = a - y; the graph's gradient is 2 * ((1/N) * diff)
         t = self._target(np.asarray(y), out, lambda t, o: t)
         t = losses._match_column(t, _Shape(out)).astype(out.dtype, copy=False)
         diff = np.subtract(out, t)
-        cost = np.mean(diff * diff)
-        dz = np.multiply(self._one * (1 / diff.size), diff)
+        size = n * out.shape[1]
+        cost = np.add.reduce(diff * diff, axis=None) / size  # what np.mean computes
+        dz = np.multiply(self._one * (1 / size), diff)
         dz += dz
         return float(cost), dz
 
     def __call__(self, X: np.ndarray, y: np.ndarray) -> float:
         # fit checked X's shape once, before the first update; batches keep it
+        if self._row_blocks(X.shape[0]):
+            return self._blocked_gradients(X, y)
         buf = self._buffers_for(X.shape[0])
         out = self.forward(X, buf)
         cost, d = self._cost_and_output_grad(out, y)
@@ -385,22 +408,113 @@ class FusedStep:
             layer.bias.grad = self.bias_grads[i]
             if i == 0:
                 break
-            j = i - 1
-            mask = None
-            if buf.d[j] is None:
-                # ReLU-like or linear: keep the mask, then reuse the activation's buffer
-                self._derivative_factor(j, buf)
-                mask = buf.mask[j]
-                target_buffer = buf.a[j]
-            else:
-                target_buffer = buf.d[j]
-            d = np.dot(d, layer.weight.data.T, out=target_buffer)
-            self._activation_grad(j, d, buf, mask)
+            d = self._delta_below(i, d, buf)
         if not by_bound:
-            flat = self._flat_grads
-            finite = bool(np.isfinite(flat.max()) and np.isfinite(flat.min()))
+            finite = _finite(self._flat_grads, self._ones)
         self.grads_finite = finite
         return cost
+
+    def _row_blocks(self, n: int) -> int:
+        """How many row blocks a batch of ``n`` rows is cut into for the cores (0: not cut)."""
+        if n < 2 * MIN_BLOCK_ROWS or n * self._flops_per_row < BLOCKED_MIN_FLOPS:
+            return 0
+        workers = n_workers()
+        if workers < 2:
+            return 0
+        blocks = max(workers, -(-n // BLOCK_ROWS))
+        return -(-blocks // workers) * workers  # each worker the same number of blocks
+
+    def _blocked_gradients(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The cost and every gradient of a large batch, by row blocks shared between the cores.
+
+        dC/dW and dC/db are sums over the rows, so each worker adds up its blocks' shares in a
+        partial gradient of its own, and the partials are added at the end; the cost likewise.
+        Each block's forward and backward run in cache-sized buffers with single-threaded BLAS,
+        and its element-wise work beside the other cores' (see :mod:`descend._parallel`). The
+        blocks and their order are fixed by ``n`` and the number of workers, so the result is
+        too; it equals the one-piece computation up to rounding (sums taken in another order).
+        """
+        n = X.shape[0]
+        blocks = split_rows(n, self._row_blocks(n))
+        k = min(n_workers(), len(blocks))
+        partials = self._worker_partials(k)
+        logits = self._logits.get(n)
+        if logits is None:
+            self._logits = {n: np.empty((n, self.sizes[-1]), self.dtype)}
+            logits = self._logits[n]
+        last = len(self.layers) - 1
+
+        def block(worker: int, i: int) -> float:
+            start, stop = blocks[i]
+            flat, updates = partials[worker]
+            if i < k:  # the worker's first block
+                flat.fill(0)
+            buf = self._worker_buffers(worker, stop - start)
+            rows = X[start:stop]
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = self.forward(rows, buf)
+                logits[start:stop] = out
+                cost, d = self._cost_and_output_grad(out, y[start:stop], n)
+                if self.head == "mse":
+                    self._activation_grad(last, d, buf)
+                for j in range(last, -1, -1):
+                    weight_part, bias_part = updates[j]
+                    weight_part(1.0, rows if j == 0 else buf.a[j - 1], d)
+                    bias_part += np.add.reduce(d, axis=0)
+                    if j == 0:
+                        break
+                    d = self._delta_below(j, d, buf)
+            return cost
+
+        costs = map_pieces(block, len(blocks), workers=k)
+        np.copyto(self._flat_grads, partials[0][0])
+        for flat, _ in partials[1:]:
+            self._flat_grads += flat
+        for layer, weight_grad, bias_grad in zip(
+            self.layers, self.weight_grads, self.bias_grads, strict=True
+        ):
+            layer.weight.grad, layer.bias.grad = weight_grad, bias_grad
+        self._last_out = logits
+        self.grads_finite = _finite(self._flat_grads, self._ones)
+        return float(sum(costs))
+
+    def _worker_partials(self, k: int) -> list[tuple[np.ndarray, list]]:
+        """Per worker, a flat partial gradient and, per layer, its weight part's in-place
+        update (``+= a_prev^T d``) and its bias part."""
+        while len(self._partials) < k:
+            flat = np.empty_like(self._flat_grads)
+            updates = []
+            for i, d in enumerate(self.layers):
+                start, split, stop = self._offsets[i], self._offsets[i] + d.weight.size, None
+                stop = self._offsets[i + 1]
+                updates.append(
+                    (GemmUpdate(flat[start:split].reshape(d.weight.shape)), flat[split:stop])
+                )
+            self._partials.append((flat, updates))
+        return self._partials[:k]
+
+    def _worker_buffers(self, worker: int, rows: int) -> _Buffers:
+        while len(self._block_buffers) <= worker:
+            self._block_buffers.append({})
+        mine = self._block_buffers[worker]
+        buf = mine.get(rows)
+        if buf is None:
+            if len(mine) >= 2:  # split_rows makes blocks of two sizes at most
+                mine.clear()
+            buf = mine[rows] = _Buffers(rows, self.sizes, self.activations, self.dtype)
+        return buf
+
+    def _delta_below(self, i: int, d: np.ndarray, buf: _Buffers) -> np.ndarray:
+        """dC/dz of layer ``i - 1`` from layer ``i``'s ``d``: ``(d W^T) * f'(z)``, in a buffer.
+
+        A ReLU-like or linear layer without a buffer of its own for it (``buf.d``) keeps its
+        mask, then receives it in its activation's buffer."""
+        j = i - 1
+        self._derivative_factor(j, buf)
+        target = buf.a[j] if buf.d[j] is None else buf.d[j]
+        d = np.dot(d, self.layers[i].weight.data.T, out=target)
+        self._activation_grad(j, d, buf, buf.mask[j])
+        return d
 
     def descend(self, X: np.ndarray, y: np.ndarray, lr: float) -> float:
         """One update of plain gradient descent, ``theta <- theta - lr * dC/dtheta``, in place.
@@ -418,6 +532,15 @@ class FusedStep:
         training ends), from the last update's record; the biases' ``.grad`` at every update.
         """
         n = X.shape[0]
+        if self._row_blocks(n):
+            # a large batch: its gradients are written out anyway, by row blocks on the cores
+            self._record = None
+            cost = self._blocked_gradients(X, y)
+            if isfinite(cost) and self.grads_finite:
+                for _, weight_from_grad, bias_from_grad in self._updates():
+                    weight_from_grad(-lr)
+                    bias_from_grad(-lr)
+            return cost
         buf = self._buffers_for(n, keep=True)
         out = self.forward(X, buf)
         cost, d = self._cost_and_output_grad(out, y)
@@ -446,10 +569,7 @@ class FusedStep:
                     finite = _finite(self._flat_grads[start:stop], self._ones[start:stop])
             if i == 0:
                 break
-            j = i - 1
-            self._derivative_factor(j, buf)
-            d = np.dot(d, self.layers[i].weight.data.T, out=buf.d[j])
-            self._activation_grad(j, d, buf, buf.mask[j])
+            d = self._delta_below(i, d, buf)
         if not large:
             finite = _finite(self._flat_grads, self._ones)
         self.grads_finite = finite
@@ -505,6 +625,13 @@ class FusedStep:
                 np.dot(a_prev.T, buf.dz[i], out=self.weight_grads[i])
             layer.weight.grad = self.weight_grads[i]
             layer.bias.grad = self.bias_grads[i]
+
+    def bounds_inputs(self, n: int) -> bool:
+        """Whether :meth:`descend` on batches of ``n`` rows proves the first layer's gradient
+        finite by a bound on the inputs (then ``input_bound``, max |X| over the data, saves
+        reading each batch for it)."""
+        n_in, n_out = self.weight_grads[0].shape
+        return self._flat_grads.size > 32768 and n * (n_in + n_out) < n_in * n_out
 
     def _bounded(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
         """Whether layer ``i``'s dC/dW = a_prev^T d and dC/db = sum(d) are finite by a bound

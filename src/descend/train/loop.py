@@ -424,6 +424,8 @@ def fit(
         parameters takes each small-batch step straight from the layer's input and dC/dz
         (one BLAS call a layer, no dC/dW written out): equal up to rounding (float32: about
         1e-7 relative per update), and the weights' ``.grad`` are written once, at the end.
+        A large batch is cut into row blocks shared between the cores (``DESCEND_THREADS``
+        sets how many; see ``docs/determinism.md``): equal up to rounding.
         ``False`` always builds the graph.
     resume_from : str or Path, optional
         A checkpoint written by :class:`~descend.train.Checkpoint`: continue that run where it
@@ -464,8 +466,8 @@ def fit(
     library versions. What changes results: the dtype (float32 or float64), the number of BLAS
     threads (it changes how matrix products are summed), the BLAS library and the CPU's
     instruction set, the NumPy version, and ``shuffle``/``seed``/``batch_size``. The fused and
-    graph paths (``fused=``) give the same numbers, except plain GD's in-place step described
-    under ``fused`` (equal up to rounding). See ``docs/determinism.md``.
+    graph paths (``fused=``) give the same numbers, except plain GD's in-place step and the row
+    blocks described under ``fused`` (equal up to rounding). See ``docs/determinism.md``.
 
     Examples
     --------
@@ -559,7 +561,7 @@ def fit(
     )
     if descend_in_step:
         optimizer._prepare(params)  # the state step() would make
-        if not isinstance(X, np.memmap):
+        if not isinstance(X, np.memmap) and step_fn.bounds_inputs(loader.batch_size):
             step_fn.input_bound = _max_abs(X)
 
     guard = _DeferInterrupt().install()
