@@ -35,6 +35,7 @@ from descend import losses
 from descend._blas import Axpy, GemmUpdate
 from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.primitives import PRIMITIVES, stable_sigmoid
+from descend.data.validation import all_finite
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense
 from descend.nn.module import Module
@@ -111,14 +112,19 @@ def _dense_stack(model: Module) -> tuple[list[str], np.dtype] | None:
     return (names, dtypes.pop()) if len(dtypes) == 1 else None
 
 
-def _forward(layers, activations, X, buffers, *, last_activation: bool) -> np.ndarray:
+def _forward(
+    layers, activations, X, buffers, *, last_activation: bool, inspect_first=None
+) -> np.ndarray:
     """Each layer's z = a @ W + b into its buffer, then its activation in place; the last
-    layer's activation only when ``last_activation`` (softmax/sigmoid are left to the caller)."""
+    layer's activation only when ``last_activation`` (softmax/sigmoid are left to the caller).
+    ``inspect_first(z)``, when given, sees the first layer's z before its activation."""
     a = X
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         z = np.dot(a, layer.weight.data, out=buffers[i])
         z += layer.bias.data
+        if i == 0 and inspect_first is not None:
+            inspect_first(z)
         name = activations[i]
         if i == last and not last_activation:
             return z
@@ -159,11 +165,16 @@ class FusedForward:
         self.activations = activations
         self.dtype = np.dtype(dtype)
         self._buffers: dict[int, list[np.ndarray]] = {}
+        self._parameters_finite: bool | None = None  # of the first layer, checked once
 
-    def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, X: np.ndarray, out: np.ndarray | None = None, *, check_finite: bool = False
+    ) -> np.ndarray:
         """Output of shape (n, out_features) for X of shape (n, in_features); into ``out``.
 
-        The caller checks X's shape (``predict`` does, once for all chunks)."""
+        The caller checks X's shape (``predict`` does, once for all chunks). With
+        ``check_finite``, a ValueError is raised when X holds NaN or inf (see
+        :meth:`_check_rows`)."""
         n = X.shape[0]
         buffers = self._buffers.get(n)
         if buffers is None:
@@ -172,7 +183,11 @@ class FusedForward:
             buffers = [np.empty((n, d.out_features), self.dtype) for d in self.layers]
             self._buffers[n] = buffers
         last = self.activations[-1]
-        z = _forward(self.layers, self.activations, X, buffers, last_activation=last != "softmax")
+        inspect = (lambda z: self._check_rows(X, z)) if check_finite else None
+        z = _forward(
+            self.layers, self.activations, X, buffers, last_activation=last != "softmax",
+            inspect_first=inspect,
+        )  # fmt: skip
         if out is None:
             out = np.empty_like(z)
         if last == "softmax":
@@ -183,6 +198,34 @@ class FusedForward:
         else:
             np.copyto(out, z)
         return out
+
+    def _check_rows(self, X: np.ndarray, z: np.ndarray) -> None:
+        """Raise when X has a value that is not finite, read from the first layer's z = XW + b.
+
+        With finite W and b, a row of X holding NaN or +-inf makes every entry of its row of z
+        NaN or +-inf (NaN * w and inf * 0 are NaN, inf * w is inf), so z's first column tells
+        which rows of X are finite, at 1/in_features of the cost of reading X. A non-finite
+        entry there can also come from an overflow of finite values: X itself then decides.
+        """
+        first = self.layers[0]
+        column = z[:, 0]
+        if isfinite(np.add.reduce(column)) or X.shape[1] == 0:
+            if self._parameters_finite is None:
+                self._parameters_finite = all_finite(first.weight.data) and all_finite(
+                    first.bias.data
+                )
+            if self._parameters_finite:
+                return
+        if not all_finite(X):
+            raise NonFiniteRows(X)
+
+
+class NonFiniteRows(ValueError):
+    """X given to a prediction holds NaN or inf (the caller names the row and the counts)."""
+
+    def __init__(self, X: np.ndarray) -> None:
+        super().__init__("X holds values that are not finite")
+        self.X = X
 
 
 class _Buffers:
@@ -205,6 +248,7 @@ class _Buffers:
         ]
         # dC/dz of every layer, as the last update left them (the in-place step's record)
         self.dz: list[np.ndarray | None] = [None] * len(outs)
+        self.ones: np.ndarray | None = None  # n ones, where row sums are taken as a product
         self.tmp = [
             np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
             for m, act in zip(outs, activations, strict=True)
@@ -450,6 +494,7 @@ class FusedStep:
             if i < k:  # the worker's first block
                 flat.fill(0)
             buf = self._worker_buffers(worker, stop - start)
+            ones = buf.ones  # the sum over rows as a product: one BLAS pass, not a reduction
             rows = X[start:stop]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 out = self.forward(rows, buf)
@@ -460,7 +505,7 @@ class FusedStep:
                 for j in range(last, -1, -1):
                     weight_part, bias_part = updates[j]
                     weight_part(1.0, rows if j == 0 else buf.a[j - 1], d)
-                    bias_part += np.add.reduce(d, axis=0)
+                    bias_part += np.dot(ones, d)
                     if j == 0:
                         break
                     d = self._delta_below(j, d, buf)
@@ -502,6 +547,7 @@ class FusedStep:
             if len(mine) >= 2:  # split_rows makes blocks of two sizes at most
                 mine.clear()
             buf = mine[rows] = _Buffers(rows, self.sizes, self.activations, self.dtype)
+            buf.ones = np.ones(rows, self.dtype)
         return buf
 
     def _delta_below(self, i: int, d: np.ndarray, buf: _Buffers) -> np.ndarray:

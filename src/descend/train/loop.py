@@ -29,13 +29,14 @@ from descend._parallel import map_pieces, n_workers
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
-from descend.data.validation import all_finite, as_generator, check_array
+from descend.data.validation import as_generator, check_array
 from descend.io import ModelFileError
 from descend.nn.dense import Dense
 from descend.nn.module import Module
+from descend.nn.sequential import Sequential
 from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wanted
 from descend.train.checkpoint import Checkpoint, TrainingState, load_checkpoint, optimizer_config
-from descend.train.fused import compile_forward, compile_step
+from descend.train.fused import NonFiniteRows, compile_forward, compile_step
 from descend.train.history import History
 from descend.train.metrics import get_metrics
 
@@ -204,9 +205,12 @@ def _check_targets(model: Module, X: np.ndarray, y: np.ndarray, loss_fn, dtype, 
     lm = losses_module
     if loss_fn not in (lm.mse, lm.binary_cross_entropy, lm.categorical_cross_entropy, lm.log_loss):
         return
-    with no_grad(), np.errstate(over="ignore", invalid="ignore"):  # only its shape is used
-        out = model(_chunk(X, 0, 1, dtype))
-    shape = _Shape((len(y), *np.shape(out)[1:]), dtype)
+    if isinstance(model, Sequential) and all(type(m) is Dense for m in model.layers):
+        out_shape: tuple = (model.layers[-1].out_features,)  # known without running it
+    else:
+        with no_grad(), np.errstate(over="ignore", invalid="ignore"):  # only its shape is used
+            out_shape = np.shape(model(_chunk(X, 0, 1, dtype)))[1:]
+    shape = _Shape((len(y), *out_shape), dtype)
     if loss_fn is lm.log_loss:
         binary = shape.ndim == 1 or (shape.ndim == 2 and shape.shape[1] == 1)
         loss_fn = lm.binary_cross_entropy if binary else lm.categorical_cross_entropy
@@ -818,11 +822,13 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
         def chunk(worker: int, i: int) -> None:
             start = starts[i]
             rows = _chunk(X, start, step, dtype)
-            if check and not all_finite(rows):
-                check_array(X, finite=True)  # raises, naming the first row that is not finite
-            forwards[worker](rows, out=result[start : start + step])
+            forwards[worker](rows, out=result[start : start + step], check_finite=check)
 
-        map_pieces(chunk, len(starts), workers=len(forwards))
+        try:
+            map_pieces(chunk, len(starts), workers=len(forwards))
+        except NonFiniteRows:
+            check_array(X, finite=True)  # raises, naming the first row that is not finite
+            raise
         _check_output(result, 0, "X")
         return result
     outputs = []
