@@ -88,3 +88,22 @@ def test_parallel_prediction_names_the_first_row_that_is_not_finite():
     model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)
     with pytest.raises(ValueError, match=r"X contains 1 NaN value \(first in row 4321\)"):
         ds.predict(model, X, batch_size=1000)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("batch_size", [None, 1000, 1])
+def test_prediction_finds_every_kind_of_non_finite_input(bad, batch_size):
+    X = np.zeros((3000, 300), np.float32)
+    X[2345, 299] = bad
+    model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)
+    model.layers[0].weight.data[299, :] = 0.0  # inf * 0 is NaN: still found
+    with pytest.raises(ValueError, match=r"X contains 1 .* \(first in row 2345\)"):
+        ds.predict(model, X, batch_size=batch_size)
+
+
+def test_prediction_of_finite_inputs_that_overflow_blames_the_output_not_x():
+    X = np.zeros((3000, 300), np.float32)
+    X[17] = 3e38  # finite, but X @ W overflows
+    model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)
+    with pytest.raises(ValueError, match="the model's output for X is not finite"):
+        ds.predict(model, X, batch_size=1000)

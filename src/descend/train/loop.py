@@ -822,7 +822,9 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
         def chunk(worker: int, i: int) -> None:
             start = starts[i]
             rows = _chunk(X, start, step, dtype)
-            forwards[worker](rows, out=result[start : start + step], check_finite=check)
+            # NaN, inf and overflow are found and reported below, without NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                forwards[worker](rows, out=result[start : start + step], check_finite=check)
 
         try:
             map_pieces(chunk, len(starts), workers=len(forwards))
