@@ -36,9 +36,9 @@ CASES = [
 ]
 
 
-def _model(hidden, out_act, out, dtype, seed=0):
+def _model(hidden, out_act, out, dtype, seed=0, inputs=5, width=7):
     rng = np.random.default_rng(seed)
-    sizes = [5] + [7] * len(hidden) + [out]
+    sizes = [inputs] + [width] * len(hidden) + [out]
     layers = [
         ds.nn.Dense(a, b, activation=act, seed=rng, dtype=dtype)
         for a, b, act in zip(sizes[:-1], sizes[1:], [*hidden, out_act], strict=True)
@@ -162,14 +162,8 @@ WIDE_CASES = [
 ]
 
 
-def _wide_model(hidden, out_act, out, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    sizes = [300] + [120] * len(hidden) + [out]
-    layers = [
-        ds.nn.Dense(a, b, activation=act, seed=rng, dtype=dtype)
-        for a, b, act in zip(sizes[:-1], sizes[1:], [*hidden, out_act], strict=True)
-    ]
-    return ds.nn.Sequential(*layers)
+def _wide_model(hidden, out_act, out, dtype):
+    return _model(hidden, out_act, out, dtype, inputs=300, width=120)
 
 
 @pytest.fixture
