@@ -529,12 +529,11 @@ class FusedStep:
         while len(self._partials) < k:
             flat = np.empty_like(self._flat_grads)
             updates = []
-            for i, d in enumerate(self.layers):
-                start, split, stop = self._offsets[i], self._offsets[i] + d.weight.size, None
-                stop = self._offsets[i + 1]
-                updates.append(
-                    (GemmUpdate(flat[start:split].reshape(d.weight.shape)), flat[split:stop])
-                )
+            for i, layer in enumerate(self.layers):
+                start, stop = self._offsets[i], self._offsets[i + 1]
+                split = start + layer.weight.size  # the weights, then the biases
+                weight_part = GemmUpdate(flat[start:split].reshape(layer.weight.shape))
+                updates.append((weight_part, flat[split:stop]))
             self._partials.append((flat, updates))
         return self._partials[:k]
 
