@@ -184,8 +184,9 @@ def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None):
 
 
 def _sigmoid_binary_cross_entropy(z, target=None):
-    # C = mean(max(z, 0) - z y + log(1 + e^-|z|)), the stable form of -y log s - (1-y) log(1-s).
-    return (np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z)))).mean()
+    # C = mean(log(1 + e^z) - z y), the form of -y log s - (1-y) log(1-s) with s = sigmoid(z);
+    # np.logaddexp(0, z) computes log(1 + e^z) stably, as max(z, 0) + log(1 + e^-|z|).
+    return (np.logaddexp(0, z) - z * target).mean()
 
 
 def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None):

@@ -402,13 +402,13 @@ class FusedStep:
         if self.head == "softmax_ce":
             return self._softmax_cost_and_grad(out, y, n)
         if self.head == "sigmoid_bce":
-            # The table's sigmoid_binary_cross_entropy forward and vjp sharing exp(-|z|): the
-            # same operations in the same order.
+            # The table's sigmoid_binary_cross_entropy forward and vjp (the stable sigmoid):
+            # the same operations in the same order.
             target = self._target(y, out, losses._binary_target)
-            e = np.exp(-np.abs(out))
-            terms = np.maximum(out, 0) - out * target + np.log1p(e)
+            terms = np.logaddexp(0, out) - out * target
             size = n * out.shape[1]
             cost = np.add.reduce(terms, axis=None) / size
+            e = np.exp(-np.abs(out))
             dz = np.where(out >= 0, 1.0, e) / (1.0 + e) - target
             dz *= self._one / size
             return float(cost), dz
