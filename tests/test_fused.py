@@ -325,3 +325,20 @@ def test_row_blocks_stop_a_diverging_update_before_it_is_applied(count_blocked):
     assert count_blocked[0] == 1
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_row_blocks_resume_from_a_checkpoint_to_the_same_bits(count_blocked, tmp_path):
+    X, y = _data(3000, 300, 10, "softmax", np.float32)
+    path = tmp_path / "run.npz"
+    kwargs = dict(loss="categorical_cross_entropy", optimizer="gd", lr=0.1, batch_size="full",
+                  progress=False)  # fmt: skip
+    whole = _wide_model(["relu"], "softmax", 10, np.float32)
+    h_whole = ds.fit(whole, X, y, epochs=4, **kwargs)
+    first = _wide_model(["relu"], "softmax", 10, np.float32)
+    ds.fit(first, X, y, epochs=2, callbacks=[ds.Checkpoint(path, every=1)], **kwargs)
+    resumed = _wide_model(["relu"], "softmax", 10, np.float32)
+    h_resumed = ds.fit(resumed, X, y, epochs=4, resume_from=path, **kwargs)
+    assert count_blocked[0] == 4 + 2 + 2
+    assert h_resumed.epoch["loss"] == h_whole.epoch["loss"]
+    for name, value in whole.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[name], value, err_msg=name)

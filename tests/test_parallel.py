@@ -107,3 +107,29 @@ def test_prediction_of_finite_inputs_that_overflow_blames_the_output_not_x():
     model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)
     with pytest.raises(ValueError, match="the model's output for X is not finite"):
         ds.predict(model, X, batch_size=1000)
+
+
+def test_an_interrupt_while_waiting_lets_every_worker_finish_first(monkeypatch):
+    import concurrent.futures
+
+    finished = []
+
+    def work(worker, piece):
+        import time
+
+        time.sleep(0.05)
+        finished.append(piece)
+
+    original = concurrent.futures.Future.exception
+    calls = [0]
+
+    def interrupted(self, timeout=None):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyboardInterrupt
+        return original(self, timeout)
+
+    monkeypatch.setattr(concurrent.futures.Future, "exception", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        map_pieces(work, 4, workers=2)
+    assert sorted(finished) == [0, 1, 2, 3]  # no worker was left running

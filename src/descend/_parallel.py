@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from descend._blas import blas_threads, release_idle_workers
@@ -102,7 +102,13 @@ def map_pieces(work: Callable[[int, int], T], n_pieces: int, workers: int | None
     with _SECTION, blas_threads(1):
         release_idle_workers()  # else they spin on the cores our workers need
         futures = [_pool().submit(run, w) for w in range(k)]
-        errors = [f.exception() for f in futures]  # waits for every worker
+        try:
+            errors = [f.exception() for f in futures]  # waits for every worker
+        except BaseException:
+            # Ctrl-C while waiting: let every worker finish its pieces before the section ends,
+            # so that nothing still writes into the caller's arrays afterwards.
+            wait(futures)
+            raise
     for error in errors:
         if error is not None:
             raise error
