@@ -589,9 +589,9 @@ class FusedStep:
         buf = self._buffers_for(n, keep=True)
         out = self.forward(X, buf)
         cost, d = self._cost_and_output_grad(out, y)
-        self._record = (X, buf, ())
+        self._record = None
         if not isfinite(cost):
-            return cost  # fit stops on the cost; nothing was updated
+            return cost  # fit stops on the cost; nothing was updated or recorded
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
