@@ -133,3 +133,27 @@ def test_an_interrupt_while_waiting_lets_every_worker_finish_first(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         map_pieces(work, 4, workers=2)
     assert sorted(finished) == [0, 1, 2, 3]  # no worker was left running
+
+
+def test_idle_blas_workers_are_released_only_when_no_other_thread_could_be_using_blas():
+    if _blas._SHUTDOWN is None or _blas._THREADS is None:
+        pytest.skip("NumPy's OpenBLAS was not found")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="someone-else")
+    other.start()
+    try:
+        with _blas.blas_threads(1):
+            assert _blas.release_idle_workers() is False  # another thread might be in BLAS
+    finally:
+        stop.set()
+        other.join()
+    with _blas.blas_threads(2):
+        assert _blas.release_idle_workers() is False  # only with one BLAS thread set
+    with _blas.blas_threads(1):
+        released = _blas.release_idle_workers()
+    a = np.arange(64 * 64, dtype=np.float64).reshape(64, 64)
+    np.testing.assert_allclose(a @ a, np.einsum("ij,jk->ik", a, a))  # BLAS still works after
+    assert released is True or any(
+        t is not threading.current_thread() and not t.name.startswith("descend")
+        for t in threading.enumerate()
+    )
