@@ -157,6 +157,7 @@ def test_prediction_of_other_models_takes_the_graph():
 WIDE_CASES = [
     # hidden activations, output activation, loss, task, outputs
     (["relu"], "softmax", "categorical_cross_entropy", "softmax", 10),
+    (["relu"], "softmax", "categorical_cross_entropy", "onehot", 4),
     (["tanh", "leaky_relu"], "sigmoid", "binary_cross_entropy", "sigmoid", 1),
     (["sigmoid"], None, "mse", "regression", 2),
 ]
