@@ -24,9 +24,10 @@ tests hold trained weights to 1e-5, float64 to 1e-10):
   matrix at a small batch takes ``W <- W - lr a_prev^T dz`` in one BLAS call, without dC/dW
   being written out and read back (see its docstring);
 * a large batch is cut into row blocks, one share per core, whose partial gradients are added at
-  the end (``FusedStep._blocked_gradients``): another order of the same sums. The parameters' ``.grad`` are
-set to the reused gradient buffers, so they are overwritten by the next update: copy them in a
-callback if you keep them.
+  the end (``FusedStep._blocked_gradients``): another order of the same sums.
+
+The parameters' ``.grad`` are set to the reused gradient buffers, so they are overwritten by the
+next update: copy them in a callback if you keep them.
 """
 
 from __future__ import annotations
