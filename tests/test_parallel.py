@@ -157,3 +157,18 @@ def test_idle_blas_workers_are_released_only_when_no_other_thread_could_be_using
         t is not threading.current_thread() and not t.name.startswith("descend")
         for t in threading.enumerate()
     )
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_parallel_sections_with_a_pool_of_its_own():
+    import multiprocessing
+
+    map_pieces(lambda w, i: i, 4, workers=2)  # the parent's pool exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(_pieces_in_child).get(timeout=60)
+    assert result == [0, 1, 4, 9]
+
+
+def _pieces_in_child():
+    return map_pieces(lambda w, i: i * i, 4, workers=2)

@@ -65,6 +65,16 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_pool_after_fork() -> None:
+    # A forked child has none of the parent's threads: it makes a pool of its own when needed.
+    global _POOL, _POOL_LOCK, _SECTION
+    _POOL, _POOL_LOCK, _SECTION = None, threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def map_pieces(work: Callable[[int, int], T], n_pieces: int, workers: int | None = None) -> list[T]:
     """``[work(w, i) for i in pieces]`` with piece ``i`` on worker ``w = i % k``, in parallel.
 
