@@ -265,6 +265,7 @@ def test_a_diverging_update_inside_the_step_changes_nothing():
 
 @pytest.fixture
 def count_blocked(monkeypatch):
+    from descend.train import fused as fused_module
     from descend.train.fused import FusedStep
 
     calls = [0]
@@ -276,6 +277,9 @@ def count_blocked(monkeypatch):
 
     monkeypatch.setattr(FusedStep, "_blocked_gradients", counting)
     monkeypatch.setenv("DESCEND_THREADS", "2")  # cut into blocks even on one core
+    # and batches of the test's size (3,000 rows of a 300-120-k network) cut too
+    monkeypatch.setattr(fused_module, "BLOCKED_MIN_FLOPS", 1e8)
+    monkeypatch.setattr(fused_module, "MIN_BLOCK_ROWS", 512)
     return calls
 
 

@@ -52,8 +52,10 @@ _HIDDEN = ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
 # A batch is cut into row blocks for the cores when its forward products have at least
 # BLOCKED_MIN_FLOPS and it has at least 2 * MIN_BLOCK_ROWS rows; blocks have about BLOCK_ROWS
 # rows (a block's activations then stay in the cache between its forward and backward pass).
-BLOCKED_MIN_FLOPS = 2e8
-MIN_BLOCK_ROWS = 512
+# Measured on 2 cores, MLP 784-256-10, per update: 1,024 rows 5.1 ms cut against 4.8 ms whole,
+# 2,048 rows 9.0 against 9.7, 4,096 rows 19.2 against 20.1, 20,000 rows 69 against 85.
+BLOCKED_MIN_FLOPS = 8e8
+MIN_BLOCK_ROWS = 1024
 BLOCK_ROWS = 2048
 
 
