@@ -41,7 +41,7 @@ from descend import losses
 from descend._blas import Axpy, GemmUpdate
 from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.primitives import PRIMITIVES, stable_sigmoid
-from descend.data.validation import all_finite
+from descend.data.validation import all_finite, finite_by_sum
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense
 from descend.nn.module import Module
@@ -256,7 +256,7 @@ class _Buffers:
         ]
         # dC/dz of every layer, as the last update left them (the in-place step's record)
         self.dz: list[np.ndarray | None] = [None] * len(outs)
-        self.ones: np.ndarray | None = None  # n ones, where row sums are taken as a product
+        self.ones = np.ones(n, dtype)  # row sums taken as a product (the row-block path)
         self.tmp = [
             np.empty((n, m), dtype) if act in ("sigmoid", "tanh") else None
             for m, act in zip(outs, activations, strict=True)
@@ -287,12 +287,11 @@ class FusedStep:
         self._offsets = [0]
         for d in self.layers:
             self._offsets.append(self._offsets[-1] + d.weight.size + d.bias.size)
-        self._edge_sum = sum(d.in_features + d.out_features for d in self.layers)
         # max |X| over every batch fit will pass (None: found per batch)
         self.input_bound: float | None = None
         self._record: tuple | None = None
         self._update_plan: tuple | None = None
-        self._ones = np.ones_like(self._flat_grads)  # for _finite
+        self._ones = np.ones_like(self._flat_grads)  # for finite_by_sum
         # the row-blocked path (large batches): per worker, partial gradients and buffers
         self._flops_per_row = 2 * sum(d.weight.size for d in self.layers)
         self._partials: list[tuple[np.ndarray, list]] = []
@@ -440,11 +439,9 @@ class FusedStep:
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
-        # Proving the gradients finite: by one pass over all of them, or, where that reads far
-        # more numbers (large layers, small batches), by a bound per layer (see below).
-        by_bound = self._flat_grads.size > 32768 and 4 * X.shape[0] * self._edge_sum < (
-            self._flat_grads.size
-        )
+        # Proving the gradients finite: a small network's by one pass over all of them at the
+        # end, a large one's layer by layer, by a bound where it reads fewer numbers.
+        large = self._flat_grads.size > 32768
         finite = True
         for i in range(last, -1, -1):
             layer = self.layers[i]
@@ -454,15 +451,15 @@ class FusedStep:
                 np.copyto(self.bias_grads[i], d[0])  # the sum of one row is that row
             else:
                 np.add.reduce(d, axis=0, out=self.bias_grads[i])
-            if by_bound and finite:
-                finite = self._layer_grads_finite(i, a_prev, d)
+            if large and finite:
+                finite = self._bounded(i, a_prev, d) or self._layer_grads_finite(i)
             layer.weight.grad = self.weight_grads[i]
             layer.bias.grad = self.bias_grads[i]
             if i == 0:
                 break
             d = self._delta_below(i, d, buf)
-        if not by_bound:
-            finite = _finite(self._flat_grads, self._ones)
+        if not large:
+            finite = finite_by_sum(self._flat_grads, self._ones)
         self.grads_finite = finite
         return cost
 
@@ -528,7 +525,7 @@ class FusedStep:
         ):
             layer.weight.grad, layer.bias.grad = weight_grad, bias_grad
         self._last_out = logits
-        self.grads_finite = _finite(self._flat_grads, self._ones)
+        self.grads_finite = finite_by_sum(self._flat_grads, self._ones)
         return float(sum(costs))
 
     def _worker_partials(self, k: int) -> list[tuple[np.ndarray, list]]:
@@ -554,7 +551,6 @@ class FusedStep:
             if len(mine) >= 2:  # split_rows makes blocks of two sizes at most
                 mine.clear()
             buf = mine[rows] = _Buffers(rows, self.sizes, self.activations, self.dtype)
-            buf.ones = np.ones(rows, self.dtype)
         return buf
 
     def _delta_below(self, i: int, d: np.ndarray, buf: _Buffers) -> np.ndarray:
@@ -576,7 +572,7 @@ class FusedStep:
         ``a_prev^T dz`` is large next to its factors (small batches) takes its step straight from
         them, by one BLAS ``gemm`` (``ger`` for one sample) that adds ``-lr a_prev^T dz`` to the
         weights: the gradient is never written out and read back. Nothing is updated before
-        every gradient is proven finite (by the bound of ``_layer_grads_finite``, else by
+        every gradient is proven finite (by the bound of ``_bounded``, else by
         reading it), so a diverging update leaves the parameters as they were and sets
         ``grads_finite`` to False. Equal to a call followed by ``GD(lr).step`` up to rounding
         (float32: about 1e-7 relative per update; the tests hold it to 1e-5 after training).
@@ -618,13 +614,12 @@ class FusedStep:
             else:
                 np.dot(a_prev.T, d, out=self.weight_grads[i])
                 if large and finite:
-                    start, stop = self._offsets[i], self._offsets[i + 1]
-                    finite = _finite(self._flat_grads[start:stop], self._ones[start:stop])
+                    finite = self._layer_grads_finite(i)
             if i == 0:
                 break
             d = self._delta_below(i, d, buf)
         if not large:
-            finite = _finite(self._flat_grads, self._ones)
+            finite = finite_by_sum(self._flat_grads, self._ones)
         self.grads_finite = finite
         self._record = (X, buf, in_place)
         if not finite:
@@ -687,9 +682,14 @@ class FusedStep:
         return self._flat_grads.size > 32768 and n * (n_in + n_out) < n_in * n_out
 
     def _bounded(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
-        """Whether layer ``i``'s dC/dW = a_prev^T d and dC/db = sum(d) are finite by a bound
-        that reads fewer numbers than dC/dW has (see ``_layer_grads_finite``); False when the
-        bound is not cheaper, or not finite."""
+        """Whether layer ``i``'s dC/dW and dC/db are finite by a bound, without reading them.
+
+        dC/dW = a_prev^T d has entries of size at most n * max|a_prev| * max|d|, and dC/db at
+        most n * max|d|: when those bounds are finite in the dtype, so is every entry, and they
+        read n * (in + out) numbers where dC/dW has in * out. False when the bound is not the
+        cheaper proof, or not finite (then :meth:`_layer_grads_finite` reads the gradients).
+        Given a finite cost, as ``fit`` checks it first (see :meth:`_activation_bound`).
+        """
         n, (n_in, n_out) = d.shape[0], self.weight_grads[i].shape
         if n * (n_in + n_out) >= n_in * n_out:
             return False
@@ -713,30 +713,10 @@ class FusedStep:
             return float(a.max())
         return max(float(a.max()), -float(a.min()))
 
-    def _layer_grads_finite(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
-        """Whether layer ``i``'s dC/dW and dC/db are finite, by the cheaper of two proofs.
-
-        dC/dW = a_prev^T d has entries of size at most n * max|a_prev| * max|d|: when that bound
-        is finite in the dtype, so is every entry, and the bound reads n * (in + out) numbers.
-        Reading dC/dW itself costs in * out; at small batches the bound is far cheaper.
-        """
-        db = self.bias_grads[i]
-        if not (np.isfinite(db.max()) and np.isfinite(db.min())):
-            return False
-        n, (n_in, n_out) = d.shape[0], self.weight_grads[i].shape
-        if n * (n_in + n_out) < n_in * n_out:
-            a_max = max(float(a_prev.max()), -float(a_prev.min()))
-            d_max = max(float(d.max()), -float(d.min()))
-            if n * a_max * d_max < float(np.finfo(self.dtype).max):  # NaN compares False
-                return True
-        dw = self.weight_grads[i]
-        return bool(np.isfinite(dw.max()) and np.isfinite(dw.min()))
-
-
-def _finite(x: np.ndarray, ones: np.ndarray) -> bool:
-    # descend.data.validation.all_finite without its checks (x is a 1-D float view and fit has
-    # set np.errstate): a finite sum proves finite entries; an overflowing one asks min and max.
-    return bool(isfinite(np.dot(x, ones)) or (isfinite(x.max()) and isfinite(x.min())))
+    def _layer_grads_finite(self, i: int) -> bool:
+        """Whether layer ``i``'s dC/dW and dC/db, as written out, are finite (one pass)."""
+        start, stop = self._offsets[i], self._offsets[i + 1]
+        return finite_by_sum(self._flat_grads[start:stop], self._ones[start:stop])
 
 
 class _Shape:
