@@ -696,10 +696,10 @@ class FusedStep:
         if i == 0:
             a_max = self.input_bound
             if a_max is None:
-                a_max = max(float(a_prev.max()), -float(a_prev.min()))
+                a_max = max_abs(a_prev)
         else:
             a_max = self._activation_bound(i - 1, a_prev)
-        d_max = max(float(d.max()), -float(d.min()))
+        d_max = max_abs(d)
         limit = 0.5 * float(np.finfo(self.dtype).max)
         return n * a_max * d_max < limit and n * d_max < limit  # NaN compares False
 
@@ -711,12 +711,24 @@ class FusedStep:
             return 1.0
         if name == "relu":
             return float(a.max())
-        return max(float(a.max()), -float(a.min()))
+        return max_abs(a)
 
     def _layer_grads_finite(self, i: int) -> bool:
         """Whether layer ``i``'s dC/dW and dC/db, as written out, are finite (one pass)."""
         start, stop = self._offsets[i], self._offsets[i + 1]
         return finite_by_sum(self._flat_grads[start:stop], self._ones[start:stop])
+
+
+def max_abs(a: np.ndarray) -> float:
+    """max |a| by two passes that allocate nothing (``np.abs(a).max()`` would copy ``a``); 0 for
+    an empty array, NaN when ``a`` holds NaN.
+
+    Examples
+    --------
+    >>> max_abs(np.array([[1.0, -3.0], [2.0, 0.5]]))
+    3.0
+    """
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
 
 
 class _Shape:

@@ -36,7 +36,7 @@ from descend.nn.module import Module
 from descend.nn.sequential import Sequential
 from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wanted
 from descend.train.checkpoint import Checkpoint, TrainingState, load_checkpoint, optimizer_config
-from descend.train.fused import NonFiniteRows, compile_forward, compile_step
+from descend.train.fused import NonFiniteRows, compile_forward, compile_step, max_abs
 from descend.train.history import History
 from descend.train.metrics import get_metrics
 
@@ -566,7 +566,7 @@ def fit(
     if descend_in_step:
         optimizer._prepare(params)  # the state step() would make
         if not isinstance(X, np.memmap) and step_fn.bounds_inputs(loader.batch_size):
-            step_fn.input_bound = _max_abs(X)
+            step_fn.input_bound = max_abs(X)
 
     guard = _DeferInterrupt().install()
     start = time.perf_counter()
@@ -744,11 +744,6 @@ def _plain_gd(optimizer) -> bool:
     return (
         type(optimizer) is optim.GD and optimizer.clip_norm is None and not optimizer.weight_decay
     )
-
-
-def _max_abs(X: np.ndarray) -> float:
-    # two passes that allocate nothing (np.abs(X).max() would copy X)
-    return max(float(X.max()), -float(X.min())) if X.size else 0.0
 
 
 def _grads_finite(params) -> bool:
