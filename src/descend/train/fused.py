@@ -439,29 +439,46 @@ class FusedStep:
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
-        # Proving the gradients finite: a small network's by one pass over all of them at the
-        # end, a large one's layer by layer, by a bound where it reads fewer numbers.
+        self.grads_finite, _ = self._backward(X, d, buf, defer_bounded=False)
+        for layer, weight_grad, bias_grad in zip(
+            self.layers, self.weight_grads, self.bias_grads, strict=True
+        ):
+            layer.weight.grad, layer.bias.grad = weight_grad, bias_grad
+        return cost
+
+    def _backward(
+        self, X: np.ndarray, d: np.ndarray, buf: _Buffers, *, defer_bounded: bool
+    ) -> tuple[bool, list[int]]:
+        """From the output layer's dC/dz ``d`` down: every layer's dC/db and dC/dW into the
+        gradient buffers, and whether they are all finite.
+
+        Proving them finite: a small network's by one pass over all of them at the end, a large
+        one's layer by layer, by a bound where that reads fewer numbers (:meth:`_bounded`). With
+        ``defer_bounded``, a layer proven so by its bound is not written out: it is listed in
+        the second result, to take its step from ``buf.a`` and ``buf.dz`` (:meth:`descend`).
+        """
         large = self._flat_grads.size > 32768
-        finite = True
-        for i in range(last, -1, -1):
-            layer = self.layers[i]
+        finite, deferred = True, []
+        for i in range(len(self.layers) - 1, -1, -1):
+            buf.dz[i] = d
             a_prev = X if i == 0 else buf.a[i - 1]
-            np.dot(a_prev.T, d, out=self.weight_grads[i])
             if d.shape[0] == 1:
                 np.copyto(self.bias_grads[i], d[0])  # the sum of one row is that row
             else:
                 np.add.reduce(d, axis=0, out=self.bias_grads[i])
-            if large and finite:
-                finite = self._bounded(i, a_prev, d) or self._layer_grads_finite(i)
-            layer.weight.grad = self.weight_grads[i]
-            layer.bias.grad = self.bias_grads[i]
+            bounded = large and finite and self._bounded(i, a_prev, d)
+            if bounded and defer_bounded:
+                deferred.append(i)
+            else:
+                np.dot(a_prev.T, d, out=self.weight_grads[i])
+                if large and finite and not bounded:
+                    finite = self._layer_grads_finite(i)
             if i == 0:
                 break
             d = self._delta_below(i, d, buf)
         if not large:
             finite = finite_by_sum(self._flat_grads, self._ones)
-        self.grads_finite = finite
-        return cost
+        return finite, deferred
 
     def _row_blocks(self, n: int) -> int:
         """How many row blocks a batch of ``n`` rows is cut into for the cores (0: not cut)."""
@@ -599,27 +616,7 @@ class FusedStep:
         last = len(self.layers) - 1
         if self.head == "mse":
             self._activation_grad(last, d, buf)
-        dz, in_place, finite = buf.dz, [], True
-        # A small network's gradients are all written out and checked by one pass at the end.
-        large = self._flat_grads.size > 32768
-        for i in range(last, -1, -1):
-            dz[i] = d
-            a_prev = X if i == 0 else buf.a[i - 1]
-            if n == 1:
-                np.copyto(self.bias_grads[i], d[0])
-            else:
-                np.add.reduce(d, axis=0, out=self.bias_grads[i])
-            if large and self._bounded(i, a_prev, d):
-                in_place.append(i)
-            else:
-                np.dot(a_prev.T, d, out=self.weight_grads[i])
-                if large and finite:
-                    finite = self._layer_grads_finite(i)
-            if i == 0:
-                break
-            d = self._delta_below(i, d, buf)
-        if not large:
-            finite = finite_by_sum(self._flat_grads, self._ones)
+        finite, in_place = self._backward(X, d, buf, defer_bounded=True)
         self.grads_finite = finite
         self._record = (X, buf, in_place)
         if not finite:
@@ -627,7 +624,7 @@ class FusedStep:
         step = -lr
         for i, (weight_in_place, weight_from_grad, bias_from_grad) in enumerate(self._updates()):
             if i in in_place:
-                weight_in_place(step, X if i == 0 else buf.a[i - 1], dz[i])
+                weight_in_place(step, X if i == 0 else buf.a[i - 1], buf.dz[i])
             else:
                 weight_from_grad(step)
             bias_from_grad(step)
