@@ -831,6 +831,22 @@ def test_softmax_and_log_softmax_of_huge_logits_are_finite(dtype):
     np.testing.assert_array_equal(ops.log_softmax(z).data[0], [0.0, -2e4, -1e4])
 
 
+@pytest.mark.parametrize("shape", [(64, 2), (200, 10), (1000, 64), (63, 10), (200, 65), (5, 3)])
+def test_max_keepdims_equals_numpys_max_bit_for_bit(shape):
+    from descend.autodiff.primitives import max_keepdims
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[1, 0], x[2, -1], x[3, :] = np.nan, np.inf, -np.inf  # NaN must win its row, as in np.max
+    x[4, :] = -0.0
+    got = max_keepdims(x)
+    want = x.max(axis=-1, keepdims=True)
+    assert got.shape == want.shape == (shape[0], 1)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[1, 0]) and got[2, 0] == np.inf and got[3, 0] == -np.inf
+    np.testing.assert_array_equal(max_keepdims(x, axis=0), x.max(axis=0, keepdims=True))
+
+
 # --------------------------------------------------------------------------- PyTorch
 
 

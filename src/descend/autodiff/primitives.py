@@ -147,14 +147,43 @@ def _stable_sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
+def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``x.max(axis=axis, keepdims=True)``, faster over a short last axis of a 2-D array.
+
+    NumPy reduces along a contiguous axis row by row, one short inner loop each: for 2,000
+    rows of 10 logits that takes ten times longer than the exp of the softmax. A transposed
+    copy reduced over its first axis gives the same numbers (a maximum is exact, and NaN
+    propagates through both) in whole-column passes.
+
+    Parameters
+    ----------
+    x : ndarray
+    axis : int, default -1
+
+    Returns
+    -------
+    ndarray
+        The shape of ``x`` with ``axis`` of length 1.
+
+    Examples
+    --------
+    >>> max_keepdims(np.array([[1.0, 3.0, 2.0], [0.5, -1.0, 0.0]]))
+    array([[3. ],
+           [0.5]])
+    """
+    if x.ndim == 2 and axis in (-1, 1) and x.shape[0] >= 64 and 1 < x.shape[1] <= 64:
+        return np.maximum.reduce(x.T.copy(), axis=0)[:, None]
+    return x.max(axis=axis, keepdims=True)
+
+
 def _softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = np.exp(x - max_keepdims(x, axis))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis=-1):
-    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted = x - max_keepdims(x, axis)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from descend import losses
 from descend._blas import Axpy, GemmUpdate
 from descend._parallel import map_pieces, n_workers, split_rows
-from descend.autodiff.primitives import PRIMITIVES, stable_sigmoid
+from descend.autodiff.primitives import PRIMITIVES, max_keepdims, stable_sigmoid
 from descend.data.validation import all_finite, finite_by_sum
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense
@@ -200,7 +200,7 @@ class FusedForward:
             out = np.empty_like(z)
         if last == "softmax":
             # The table's softmax, written into out: exp(z - max) / sum, same operations.
-            np.subtract(z, z.max(axis=-1, keepdims=True), out=z)
+            np.subtract(z, max_keepdims(z), out=z)
             np.exp(z, out=out)
             out /= out.sum(axis=-1, keepdims=True)
         else:
@@ -382,7 +382,7 @@ class FusedStep:
         # operations in the same order, so the same numbers to the last bit.
         target = self._target(y, z, losses._categorical_target)
         rows = z.shape[0]
-        shifted = z - z.max(axis=-1, keepdims=True)
+        shifted = z - max_keepdims(z)
         e = np.exp(shifted)
         total = e.sum(axis=-1, keepdims=True)
         if target.ndim == 1:
