@@ -278,6 +278,8 @@ class FusedStep:
         self.sizes = [self.layers[0].in_features] + [d.out_features for d in self.layers]
         # Every gradient is a view into one flat buffer, so one pass can check them all.
         self._flat_grads = np.empty(sum(d.weight.size + d.bias.size for d in self.layers), dtype)
+        # a network large enough for per-layer finiteness proofs and in-place weight steps
+        self._large = self._flat_grads.size > 32768
         self.weight_grads, self.bias_grads, offset = [], [], 0
         for d in self.layers:
             w, b = d.weight.size, d.bias.size
@@ -457,7 +459,7 @@ class FusedStep:
         ``defer_bounded``, a layer proven so by its bound is not written out: it is listed in
         the second result, to take its step from ``buf.a`` and ``buf.dz`` (:meth:`descend`).
         """
-        large = self._flat_grads.size > 32768
+        large = self._large
         finite, deferred = True, []
         for i in range(len(self.layers) - 1, -1, -1):
             buf.dz[i] = d
@@ -607,7 +609,8 @@ class FusedStep:
                     weight_from_grad(-lr)
                     bias_from_grad(-lr)
             return cost
-        buf = self._buffers_for(n, keep=True)
+        # the activations are kept to the end of the update for the weights it steps in place
+        buf = self._buffers_for(n, keep=self._large)
         out = self.forward(X, buf)
         cost, d = self._cost_and_output_grad(out, y)
         self._record = None
@@ -630,7 +633,7 @@ class FusedStep:
             bias_from_grad(step)
         return cost
 
-    def _updates(self) -> list[tuple[GemmUpdate, Axpy, Axpy]]:
+    def _updates(self) -> list[tuple[GemmUpdate | None, Axpy, Axpy]]:
         """Per layer, the in-place updates of its weights (from dz, or from dC/dW) and biases,
         made again when a parameter's array was replaced (``load_state_dict``, the user)."""
         arrays = [p.data for layer in self.layers for p in (layer.weight, layer.bias)]
@@ -639,7 +642,7 @@ class FusedStep:
             return cached[1]
         plan = [
             (
-                GemmUpdate(layer.weight.data),
+                GemmUpdate(layer.weight.data) if self._large else None,  # in place: large only
                 Axpy(self.weight_grads[i], layer.weight.data),
                 Axpy(self.bias_grads[i], layer.bias.data),
             )
@@ -676,7 +679,7 @@ class FusedStep:
         finite by a bound on the inputs (then ``input_bound``, max |X| over the data, saves
         reading each batch for it)."""
         n_in, n_out = self.weight_grads[0].shape
-        return self._flat_grads.size > 32768 and n * (n_in + n_out) < n_in * n_out
+        return self._large and n * (n_in + n_out) < n_in * n_out
 
     def _bounded(self, i: int, a_prev: np.ndarray, d: np.ndarray) -> bool:
         """Whether layer ``i``'s dC/dW and dC/db are finite by a bound, without reading them.

@@ -11,7 +11,6 @@ One update of ``fit`` is the textbook loop, in this order::
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -39,6 +38,11 @@ from descend.train.checkpoint import Checkpoint, TrainingState, load_checkpoint,
 from descend.train.fused import NonFiniteRows, compile_forward, compile_step, max_abs
 from descend.train.history import History
 from descend.train.metrics import get_metrics
+
+try:  # the C module under ``signal``: the same calls without converting handlers to enums
+    import _signal as _raw_signal  # (a few microseconds a call, twice per fit)
+except ImportError:  # not CPython
+    _raw_signal = signal
 
 
 class DivergenceError(FloatingPointError):
@@ -92,11 +96,11 @@ class _DeferInterrupt:
     def install(self) -> _DeferInterrupt:
         if threading.current_thread() is not threading.main_thread():
             return self  # signals only ever reach the main thread
-        previous = signal.getsignal(signal.SIGINT)
+        previous = _raw_signal.getsignal(signal.SIGINT)
         if not callable(previous):
             return self  # SIG_IGN or SIG_DFL: the user's choice stands
         try:
-            signal.signal(signal.SIGINT, self._handle)
+            _raw_signal.signal(signal.SIGINT, self._handle)
         except ValueError:
             return self
         self._previous = previous
@@ -116,8 +120,8 @@ class _DeferInterrupt:
             self._previous(signal.SIGINT, None)
 
     def uninstall(self) -> None:
-        if self._installed and signal.getsignal(signal.SIGINT) == self._handle:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._installed and _raw_signal.getsignal(signal.SIGINT) == self._handle:
+            _raw_signal.signal(signal.SIGINT, self._previous)
         self._installed = False
 
 
@@ -527,13 +531,14 @@ def fit(
         }
     )  # fmt: skip
     # What a checkpoint records of this call, and a resumed call must repeat (JSON values).
-    fit_args = json.loads(json.dumps({
-        "epochs": epochs, "batch_size": loader.batch_size, "shuffle": bool(shuffle),
-        "steps_per_epoch": len(loader), "n_samples": loader.n_samples,
-        "sample_shape": list(X.shape[1:]), "target_shape": list(y.shape[1:]),
-        "dtype": str(np.dtype(dtype)), "loss": loss_name, "metrics": list(metric_fns),
+    fit_args = {
+        "epochs": epochs, "batch_size": int(loader.batch_size), "shuffle": bool(shuffle),
+        "steps_per_epoch": len(loader), "n_samples": int(loader.n_samples),
+        "sample_shape": [int(s) for s in X.shape[1:]],
+        "target_shape": [int(s) for s in y.shape[1:]],
+        "dtype": str(np.dtype(dtype)), "loss": str(loss_name), "metrics": list(metric_fns),
         "validation_samples": None if validation is None else len(validation[0]),
-    }))  # fmt: skip
+    }  # fmt: skip
     state = TrainingState(model, optimizer, history, fit_args, metric_fns)
     if resume_from is not None:
         resumed_rng = _resume(resume_from, state, rng, epochs, model, optimizer)
