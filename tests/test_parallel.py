@@ -82,6 +82,23 @@ def test_parallel_prediction_equals_one_core(monkeypatch, batch_size):
     np.testing.assert_allclose(parallel, graph, rtol=1e-5, atol=1e-6)
 
 
+def test_parallel_prediction_gives_each_core_as_many_chunks_none_above_batch_size(monkeypatch):
+    from descend.train.fused import FusedForward
+
+    seen, call = [], FusedForward.__call__
+
+    def record(self, X, *args, **kwargs):
+        seen.append(X.shape[0])
+        return call(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(FusedForward, "__call__", record)
+    monkeypatch.setenv("DESCEND_THREADS", "2")
+    X = np.random.default_rng(0).random((5000, 300), dtype=np.float32)
+    model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)
+    ds.predict(model, X, batch_size=2048)  # 3 chunks of 2,048 rows at most: cut into 4
+    assert sorted(seen) == [1250] * 4
+
+
 def test_parallel_prediction_names_the_first_row_that_is_not_finite():
     X = np.zeros((6000, 300), np.float32)
     X[4321, 7] = np.nan

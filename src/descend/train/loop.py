@@ -24,7 +24,7 @@ import numpy as np
 from descend import losses as losses_module
 from descend import optim
 from descend._blas import single_thread_if_small
-from descend._parallel import map_pieces, n_workers
+from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
@@ -810,24 +810,27 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
         flops = _largest_matmul_flops(model, 1) or 0.0
         if batch_size is None and len(X) * flops >= 2 * PARALLEL_MIN_FLOPS:
             step = PREDICT_BLOCK_ROWS  # blocks the cores can share, and cache-sized
-        starts = range(0, len(X), step)
-        workers = n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1
-        forwards = [forward] + [
-            compile_forward(model) for _ in range(min(workers, len(starts)) - 1)
-        ]
+        n_chunks = -(-len(X) // step)
+        workers = min(n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1, n_chunks)
+        if workers > 1:
+            # as many chunks for each core, none larger than the step: 49 chunks of 1,024 rows
+            # become 50 of 1,000, so that no core is left with one chunk more than the other
+            n_chunks = -(-n_chunks // workers) * workers
+        chunks = split_rows(len(X), n_chunks) if workers > 1 else None
+        forwards = [forward] + [compile_forward(model) for _ in range(workers - 1)]
         result = np.empty((len(X), model.layers[-1].out_features), dtype)
 
         check = not isinstance(X, np.memmap)
 
         def chunk(worker: int, i: int) -> None:
-            start = starts[i]
-            rows = _chunk(X, start, step, dtype)
+            start, stop = chunks[i] if chunks is not None else (i * step, (i + 1) * step)
+            rows = _chunk(X, start, stop - start, dtype)
             # NaN, inf and overflow are found and reported below, without NumPy's warnings
             with np.errstate(over="ignore", invalid="ignore"):
-                forwards[worker](rows, out=result[start : start + step], check_finite=check)
+                forwards[worker](rows, out=result[start:stop], check_finite=check)
 
         try:
-            map_pieces(chunk, len(starts), workers=len(forwards))
+            map_pieces(chunk, n_chunks, workers=workers)
         except NonFiniteRows:
             check_array(X, finite=True)  # raises, naming the first row that is not finite
             raise
