@@ -812,18 +812,17 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
             step = PREDICT_BLOCK_ROWS  # blocks the cores can share, and cache-sized
         n_chunks = -(-len(X) // step)
         workers = min(n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1, n_chunks)
-        if workers > 1:
-            # as many chunks for each core, none larger than the step: 49 chunks of 1,024 rows
-            # become 50 of 1,000, so that no core is left with one chunk more than the other
-            n_chunks = -(-n_chunks // workers) * workers
-        chunks = split_rows(len(X), n_chunks) if workers > 1 else None
+        # as many chunks for each core, none larger than the step: on two cores 49 chunks of
+        # 1,024 rows become 50 of 1,000, so that no core is left with one chunk more
+        n_chunks = -(-n_chunks // workers) * workers
+        chunks = split_rows(len(X), n_chunks)  # equal sizes, each at most the step
         forwards = [forward] + [compile_forward(model) for _ in range(workers - 1)]
         result = np.empty((len(X), model.layers[-1].out_features), dtype)
 
         check = not isinstance(X, np.memmap)
 
         def chunk(worker: int, i: int) -> None:
-            start, stop = chunks[i] if chunks is not None else (i * step, (i + 1) * step)
+            start, stop = chunks[i]
             rows = _chunk(X, start, stop - start, dtype)
             # NaN, inf and overflow are found and reported below, without NumPy's warnings
             with np.errstate(over="ignore", invalid="ignore"):
