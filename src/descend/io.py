@@ -346,7 +346,7 @@ def read_json_file(
     if len(raw) > max_bytes:
         raise ModelFileError(f"{path} grew beyond {max_bytes} bytes while it was read")
     try:
-        return _json_object(raw, what, max_depth)
+        return _json_object(raw, "it", max_depth)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
 

@@ -611,6 +611,44 @@ def _targets_for_model(raw: list[str], info: dict, name: str, path: Path) -> np.
     return np.asarray(values, dtype=np.float64)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Standardising subtracts the mean: values beyond half the largest float64 could overflow.
+STANDARDIZE_MAX = float(np.finfo(np.float64).max) / 2
+
+
+def check_magnitudes(data: Dataset, standardize: bool | None) -> None:
+    """Refuse values the model cannot take: features beyond float32 when they are not
+    standardised (beyond half of float64 when they are), a regression target beyond float32.
+
+    >>> X = np.array([[1.0], [1e300]])
+    >>> try:
+    ...     check_magnitudes(Dataset("d", X, None, "auto", ["a"], None), standardize=False)
+    ... except CLIError as err:
+    ...     print(str(err).split(";")[0])
+    d: feature 'a' holds values up to 1e+300, more than float32 (the network's numbers) holds
+    """
+    if data.n_samples == 0:
+        return
+    peak = np.abs(data.X).max(axis=0)
+    limit = FLOAT32_MAX if standardize is False else STANDARDIZE_MAX
+    why = "float32 (the network's numbers) holds" if standardize is False else (
+        "standardising can handle")  # fmt: skip
+    fix = "standardise it (drop --no-standardize) or " if standardize is False else ""
+    if (peak > limit).any():
+        j = int(np.flatnonzero(peak > limit)[0])
+        raise CLIError(
+            f"{data.name}: feature {data.features[j]!r} holds values up to {peak[j]:.3g}, more "
+            f"than {why}; {fix}rescale it (e.g. divide it by a power of ten)"
+        )
+    if data.task == "regression" and data.y is not None:
+        top = float(np.abs(data.y).max()) if np.size(data.y) else 0.0
+        if top > FLOAT32_MAX:
+            raise CLIError(
+                f"{data.name}: the target {data.target!r} holds values up to {top:.3g}, more "
+                f"than float32 (the network's numbers) holds; rescale it"
+            )
+
+
 def _check_width(got: int, expected: int, spec: str) -> None:
     if got != expected:
         raise CLIError(

@@ -11,7 +11,11 @@ from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
 from descend.cli.report import Report
+from descend.cli.runfiles import read_trajectory
 from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
+
+# Far beyond the weights' own scale the outputs overflow float32 and the plane says nothing.
+MAX_EXTENT = 1e6
 
 EPILOG = """\
 examples:
@@ -80,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
     run_ = load_run(args.run)
     if args.resolution < 3 or args.resolution > 201:
         raise UsageError(f"--resolution must be between 3 and 201, got {args.resolution}")
-    if args.extent is not None and not args.extent > 0:
-        raise UsageError(f"--extent must be greater than 0, got {args.extent}")
+    if args.extent is not None and not 0 < args.extent < MAX_EXTENT:
+        raise UsageError(
+            f"--extent must be a number greater than 0 and below {MAX_EXTENT:g} (the plane's "
+            f"half-width in weight units), got {args.extent}"
+        )
     experiments = experiments_module()
     if experiments is None or not hasattr(experiments, "loss_plane"):
         raise CLIError(
@@ -91,11 +98,8 @@ def run(args: argparse.Namespace) -> int:
     final = np.concatenate([p.data.ravel() for p in run_.model.parameters()]).astype(np.float64)
     path = Path(run_.folder) / "trajectory.npz"
     note = ""
-    if path.exists():
-        with np.load(path, allow_pickle=False) as archive:
-            trajectory = np.asarray(archive["snapshots"], dtype=np.float64)
-        if trajectory.ndim != 2 or trajectory.shape[1] != final.size:
-            raise CLIError(f"{path} does not match the model ({trajectory.shape}); retrain it")
+    if path.exists() or path.is_symlink():
+        trajectory = read_trajectory(path, final.size)  # checked as the model file is
     elif args.method == "pca":
         raise CLIError(
             f"{run_.folder} has no trajectory.npz (the recorded path of the weights) for the PCA "

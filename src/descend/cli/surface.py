@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from descend.cli.report import Report
 from descend.cli.runs import prepare_folder, share_folder, write_json
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+
+DEFAULT_LRS = "0.01,0.05,0.1"
 
 EPILOG = """\
 examples:
@@ -75,7 +78,7 @@ def register(subparsers, parents) -> None:
                         "the lower left of the picture)")  # fmt: skip
     parser.add_argument(
         "--lrs",
-        default="0.01,0.05,0.1",
+        default=None,
         metavar="LIST",
         help="camel: learning rates (default: 0.01,0.05,0.1)",
     )
@@ -106,8 +109,15 @@ def _check(args) -> None:
     for name in ("epochs", "starts", "steps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be greater than 0, got {args.lr}")
+    if not 0 < args.lr < math.inf:
+        raise UsageError(f"--lr must be a number greater than 0, got {args.lr}")
+    if args.lrs is not None:
+        parse_floats(args.lrs, "--lrs")  # checked whatever the problem: never silently ignored
+        if args.problem != "camel":
+            raise UsageError(
+                "--lrs (several learning rates) is for --problem camel; the line problem takes "
+                "one rate: --lr"
+            )
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
 
@@ -117,6 +127,8 @@ def _start(text: str | None) -> tuple[float, float] | None:
         return None
     try:
         w, b = (float(v) for v in text.split(","))
+        if not (math.isfinite(w) and math.isfinite(b)):
+            raise ValueError
     except ValueError:
         raise UsageError(f"--start must be two numbers w,b such as -2,1.5, got {text!r}") from None
     return w, b
@@ -204,7 +216,7 @@ def _line(args, experiments, batches, figures: Figures, out: Path):
 
 
 def _camel(args, experiments, batches, figures: Figures):
-    lrs = parse_floats(args.lrs, "--lrs")
+    lrs = parse_floats(args.lrs or DEFAULT_LRS, "--lrs")
     if any(b != "full" and b > 100 for b in batches):
         raise UsageError("--batches: the camel problem has 100 samples; use sizes up to 100")
     result = experiments.local_minima(

@@ -17,6 +17,7 @@ from descend.cli import data as data_module
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
+from descend.cli.limits import check_network
 from descend.cli.options import Option, add_to_parser, resolve
 from descend.cli.report import Report, format_number
 from descend.cli.runs import (
@@ -156,6 +157,7 @@ def prepare(data: data_module.Dataset, values: dict[str, Any]) -> Prepared:
     """Split into training, validation and test parts, then standardise with training statistics."""
     import descend as ds
 
+    data_module.check_magnitudes(data, values["standardize"])
     X, y, seed = data.X, data.y, values["seed"]
     n = len(X)
     classification = data.task == "classification"
@@ -304,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
         )
     out = prepare_folder(values["out"] or _default_out(values["data"]))
     sizes = [data.n_features, *values["hidden"], n_out]
+    check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
     model = ds.nn.mlp(sizes, values["activation"], output_activation, seed=values["seed"])
     prep.info.update(loss=loss, output_activation=output_activation, sizes=sizes)
 
