@@ -629,7 +629,7 @@ def check_magnitudes(data: Dataset, standardize: bool | None) -> None:
     """
     if data.n_samples == 0:
         return
-    peak = np.abs(data.X).max(axis=0)
+    peak = np.abs(data.X).max(axis=0).astype(np.float64)  # compared with float64 limits
     limit = FLOAT32_MAX if standardize is False else STANDARDIZE_MAX
     why = "float32 (the network's numbers) holds" if standardize is False else (
         "standardising can handle")  # fmt: skip

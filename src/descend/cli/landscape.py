@@ -10,6 +10,7 @@ import numpy as np
 from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
+from descend.cli.options import config_values
 from descend.cli.report import Report
 from descend.cli.runfiles import read_trajectory
 from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
@@ -71,11 +72,15 @@ def training_data(run) -> tuple[np.ndarray, np.ndarray]:
     from descend.cli.train import OPTIONS, prepare, scaled_target
 
     values = {o.key: o.default for o in OPTIONS}
-    values.update(run.config)
+    # config.toml is a file of the folder like any other: checked as a --config file is.
+    values.update(config_values(OPTIONS, run.config, "train", f"{run.folder}/config.toml"))
     if not values.get("data"):
         raise CLIError(f"{run.folder}/config.toml does not name the data; cannot rebuild it")
-    data = data_module.load(values["data"], values.get("target"), values.get("task", "auto"))
-    prep = prepare(data, values)
+    try:
+        data = data_module.load(values["data"], values["target"], values["task"])
+        prep = prepare(data, values)
+    except CLIError as exc:
+        raise type(exc)(f"{exc} (the data named in {run.folder}/config.toml)") from None
     return prep.X_train, scaled_target(prep.y_train, prep.info)
 
 

@@ -307,6 +307,27 @@ def settings_of(data: dict[str, Any], section: str, path: str | Path) -> dict[st
     return flat
 
 
+def config_values(
+    options: Sequence[Option], data: dict[str, Any], section: str, path: str | Path
+) -> dict[str, Any]:
+    """The settings of a config file's content for command ``section``, checked and converted
+    (unknown keys and tables are errors).
+
+    >>> from descend.cli.train import OPTIONS
+    >>> config_values(OPTIONS, {"epochs": 3, "train": {"hidden": "8,4"}}, "train", "f.toml")
+    {'epochs': 3, 'hidden': [8, 4]}
+    """
+    by_key = {o.key: o for o in options}
+    flat = settings_of(data, section, path)
+    unknown = sorted(set(flat) - set(by_key))
+    if unknown:
+        raise UsageError(
+            f"config file {path}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}; valid keys: {', '.join(by_key)}"
+        )
+    return {key: convert(by_key[key], value, f"{key} in {path}") for key, value in flat.items()}
+
+
 def resolve(
     options: Sequence[Option],
     args: argparse.Namespace,
@@ -314,18 +335,9 @@ def resolve(
     section: str,
 ) -> dict[str, Any]:
     """Settle every option: default, then the config file, then the command line."""
-    by_key = {o.key: o for o in options}
     values = {o.key: o.default for o in options}
     if config_path:
-        flat = settings_of(read_toml(config_path), section, config_path)
-        unknown = sorted(set(flat) - set(by_key))
-        if unknown:
-            raise UsageError(
-                f"config file {config_path}: unknown key{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}; valid keys: {', '.join(by_key)}"
-            )
-        for key, value in flat.items():
-            values[key] = convert(by_key[key], value, f"{key} in {config_path}")
+        values.update(config_values(options, read_toml(config_path), section, config_path))
     for option in options:
         if option.key in vars(args):
             raw = getattr(args, option.key)

@@ -24,6 +24,37 @@ TASKS = ("classification", "regression")
 KINDS = ("builtin", "csv", "npy")
 
 
+def read_model(path: Path):
+    """``model.npz`` through the model loader, and refused if its weights are not finite (a
+    run that diverged keeps its last finite weights, so NaN means the file was altered)."""
+    import descend as ds
+
+    try:
+        model = ds.load(path)
+    except (ModelFileError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from None
+    for name, p in model.named_parameters().items():
+        if not np.isfinite(p.data).all():
+            raise CLIError(f"{path}: the weights {name!r} hold NaN or infinite values; train the "
+                           "run again")  # fmt: skip
+    return model
+
+
+def run_data(run, spec: str | None, *, need_target: bool = True):
+    """Data for a trained run: ``spec`` if given, else the data it was trained on (named in
+    its ``preprocess.json``, which the message names if that data cannot be read)."""
+    from descend.cli import data as data_module
+
+    if spec:
+        return data_module.load_for_model(spec, run.info, None, need_target)
+    try:
+        return data_module.load_for_model(run.info["data"], run.info, None, need_target)
+    except CLIError as exc:
+        raise type(exc)(
+            f"{exc} (the training data named in {run.folder}/preprocess.json; give --data)"
+        ) from None
+
+
 def read_json(path: Path, max_bytes: int) -> dict:
     """A JSON object from a run folder's file, or a :class:`CLIError` naming the file."""
     try:
@@ -112,9 +143,10 @@ def check_info(info: dict, model, where: str) -> dict:
         ds.losses.get(loss if isinstance(loss, str) else "")
     except ValueError:
         raise CLIError(f"{where}: 'loss' is {loss!r}, not a descend cost function") from None
-    for key in ("data", "target"):
-        if info.get(key) is not None and not isinstance(info[key], str):
-            raise CLIError(f"{where}: {key!r} must be text")
+    if not isinstance(info.get("data"), str) or not info["data"].strip():
+        raise CLIError(f"{where}: 'data' must name the training data (a data set or a file)")
+    if info.get("target") is not None and not isinstance(info["target"], str):
+        raise CLIError(f"{where}: 'target' must be text")
     if info.get("kind") is not None and info["kind"] not in KINDS:
         raise CLIError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
     _check_scaling(info, len(features), where)

@@ -30,7 +30,7 @@ import numpy as np
 from descend.cli import runfiles
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.options import dump_toml, read_toml
-from descend.io import ModelFileError, atomic_write
+from descend.io import atomic_write
 
 
 def prepare_folder(path: str | Path) -> Path:
@@ -175,7 +175,6 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read a run folder written by ``descend train``; errors say what is missing."""
-    import descend as ds
 
     folder = Path(path)
     if not folder.exists():
@@ -192,11 +191,8 @@ def load_run(path: str | Path) -> Run:
         raise CLIError(
             f"{folder} is not a run folder (no model.npz); give a folder written by descend train"
         )
-    try:
-        model = ds.load(model_path)
-    except (ModelFileError, FileNotFoundError) as exc:
-        raise CLIError(str(exc)) from None
     # Every file is read as the model file is: bounded, checked, one line naming it if wrong.
+    model = runfiles.read_model(model_path)
     info = runfiles.read_info(folder, model)
     config = read_toml(folder / "config.toml") if (folder / "config.toml").exists() else {}
     metrics = runfiles.read_metrics(folder)
