@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,10 @@ import pytest
 import descend as ds
 from descend.cli import main
 
-pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+resource = pytest.importorskip("resource")  # address-space limits: POSIX
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="FIFOs, /dev/zero, /proc and RLIMIT_AS"
+)
 
 COUNTS = {"tried": 0, "clean": 0, "bad": 0}
 
@@ -69,7 +71,8 @@ def problems(code: int, stderr: str, caught: list[str], names: tuple[str, ...]) 
 
 def assert_refused(argv: list[str], *names: str, code: int | None = None) -> str:
     """Run ``descend ARGV`` and assert a clean refusal that names one of ``names``."""
-    status, stderr, caught = run_cli(argv)
+    with limited_memory():
+        status, stderr, caught = run_cli(argv)
     found = problems(status, stderr, caught, names)
     if code is not None and status != code:
         found.append(f"exit status {status}, expected {code}")
@@ -77,6 +80,21 @@ def assert_refused(argv: list[str], *names: str, code: int | None = None) -> str
     COUNTS["clean" if not found else "bad"] += 1
     assert not found, f"descend {' '.join(map(str, argv))}: {found}: {stderr!r}"
     return stderr
+
+
+@contextlib.contextmanager
+def limited_memory(extra: int = 2 << 30):
+    """At most ``extra`` more bytes of address space for this process, inside the block: a
+    hostile file that makes descend allocate gigabytes fails with MemoryError, not the machine."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = used + extra if hard == resource.RLIM_INFINITY else min(used + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def npy_with_shape(shape: tuple[int, ...], dtype=np.float64, data: bytes = b"") -> bytes:
@@ -379,7 +397,7 @@ def test_a_line_separator_inside_a_quoted_label_is_kept(tmp_path):
 def test_ignored_or_infinite_arguments_are_errors(tmp_path, run_copy):
     assert_refused(["surface", "--lrs", "-1", "--out", tmp_path / "s"], "--lrs", code=2)
     assert_refused(["surface", "--problem", "camel", "--lrs", "-1"], "--lrs", code=2)
-    assert_refused(["surface", "--start", "inf,0"], "--start", code=2)
+    assert_refused(["surface", "--start", "inf,0", "--out", tmp_path / "s"], "--start", code=2)
     assert not (tmp_path / "s").exists()
     for extent in ("inf", "nan", "1e308"):
         assert_refused(["landscape", run_copy, "--extent", extent], "--extent", code=2)
@@ -603,11 +621,11 @@ def sweep(sandbox: Path) -> list[dict]:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for file, variants in HOSTILE.items():
         for variant, (make, commands) in variants.items():
-            for command in commands:
-                shutil.rmtree(hostile, ignore_errors=True)
-                shutil.copytree(template, hostile, symlinks=True)
-                make(hostile / file)
-                before = _snapshot(sandbox, hostile)
+            shutil.rmtree(hostile, ignore_errors=True)
+            shutil.copytree(template, hostile, symlinks=True)
+            make(hostile / file)
+            before = _snapshot(sandbox, hostile)
+            for command in commands:  # each refuses before writing: they can share the folder
                 argv = [a.replace("RUN", str(hostile)).replace("OUT", str(sandbox))
                         for a in COMMANDS[command]]  # fmt: skip
                 code, stderr, caught = run_cli(argv)
@@ -622,13 +640,6 @@ def sweep(sandbox: Path) -> list[dict]:
     return records
 
 
-def _limit_address_space(extra: int) -> None:
-    with open("/proc/self/statm") as f:
-        used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (used + extra, used + extra))
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs, /proc and RLIMIT_AS")
 def test_sweep_every_command_on_every_hostile_run_folder_file(template, tmp_path):
     sandbox = tmp_path / "sandbox"
     shutil.copytree(template, sandbox / "template")
@@ -653,16 +664,19 @@ def test_sweep_every_command_on_every_hostile_run_folder_file(template, tmp_path
     assert len(records) > 150
     assert not bad, "\n".join(f"{r['case']}: {r['problems']} {r['stderr']!r}" for r in bad)
     assert grew < 150_000, f"the sweep's peak memory grew by {grew} kB"  # 150 MB
+    COUNTS["sweep growth MB"] = grew // 1024
     assert _snapshot(sandbox, sandbox / "hostile") == before  # earlier run, secret: unchanged
     assert oct(secret.stat().st_mode & 0o777) == oct(0o600)
 
 
 def test_report_counts():
     print(f"\nhostile command lines: {COUNTS['tried']} tried, {COUNTS['clean']} clean, "
-          f"{COUNTS['bad']} bad")  # fmt: skip
+          f"{COUNTS['bad']} bad; the sweep's peak memory grew by "
+          f"{COUNTS.get('sweep growth MB', '?')} MB")  # fmt: skip
     assert COUNTS["bad"] == 0
 
 
 if __name__ == "__main__":  # the sweep's child process: python test_cli_hostile.py SANDBOX
-    _limit_address_space(3 << 30)
-    print(json.dumps(sweep(Path(sys.argv[1]))))
+    with limited_memory(3 << 30):
+        records = sweep(Path(sys.argv[1]))
+    print(json.dumps(records))

@@ -111,6 +111,7 @@ def _check(args) -> None:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if not 0 < args.lr < math.inf:
         raise UsageError(f"--lr must be a number greater than 0, got {args.lr}")
+    _start(args.start)  # every argument is checked before anything is computed or written
     if args.lrs is not None:
         parse_floats(args.lrs, "--lrs")  # checked whatever the problem: never silently ignored
         if args.problem != "camel":
