@@ -9,7 +9,6 @@ from pathlib import Path
 from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
-from descend.cli.limits import check_network
 from descend.cli.options import Option, add_to_parser, resolve
 from descend.cli.report import Report
 from descend.cli.runs import prepare_folder, share_folder, write_config, write_json, write_text
@@ -110,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if len(set(labels)) != len(labels):
         raise UsageError(f"--batches names the same variant twice ({', '.join(labels)})")
     sizes = [data.n_features, *values["hidden"], n_out]
+    from descend.cli.limits import check_network
+
     check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
 
     def model(seed: int):

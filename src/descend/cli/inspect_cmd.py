@@ -11,7 +11,6 @@ from descend.cli.console import text_table
 from descend.cli.errors import UsageError
 from descend.cli.figures import Figures
 from descend.cli.report import Report
-from descend.cli.runfiles import run_data
 from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
 
 EPILOG = """\
@@ -109,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``descend inspect``."""
     import descend as ds
     from descend.cli.gradcheck import _float64_copy
+    from descend.cli.runfiles import run_data
     from descend.cli.train import scaled_target
 
     run_ = load_run(args.run)

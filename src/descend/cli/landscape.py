@@ -10,13 +10,8 @@ import numpy as np
 from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
-from descend.cli.options import config_values
 from descend.cli.report import Report
-from descend.cli.runfiles import read_trajectory
 from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
-
-# Far beyond the weights' own scale the outputs overflow float32 and the plane says nothing.
-MAX_EXTENT = 1e6
 
 EPILOG = """\
 examples:
@@ -69,6 +64,7 @@ def register(subparsers, parents) -> None:
 
 def training_data(run) -> tuple[np.ndarray, np.ndarray]:
     """The run's training split, rebuilt from its config (same seed, same split, same scaling)."""
+    from descend.cli.options import config_values
     from descend.cli.train import OPTIONS, prepare, scaled_target
 
     values = {o.key: o.default for o in OPTIONS}
@@ -84,8 +80,14 @@ def training_data(run) -> tuple[np.ndarray, np.ndarray]:
     return prep.X_train, scaled_target(prep.y_train, prep.info)
 
 
+# Far beyond the weights' own scale the outputs overflow float32 and the plane says nothing.
+MAX_EXTENT = 1e6
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``descend landscape``."""
+    from descend.cli.runfiles import read_trajectory
+
     run_ = load_run(args.run)
     if args.resolution < 3 or args.resolution > 201:
         raise UsageError(f"--resolution must be between 3 and 201, got {args.resolution}")

@@ -18,8 +18,6 @@ from descend.cli.runs import prepare_folder, share_folder, write_json
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 
-DEFAULT_LRS = "0.01,0.05,0.1"
-
 EPILOG = """\
 examples:
   descend surface                                   # a line fitted to diabetes (bmi), 3 variants
@@ -214,6 +212,9 @@ def _line(args, experiments, batches, figures: Figures, out: Path):
     record = {"problem": problem.name, "minimum": [w_min, b_min], "rows": rows,
               "paths": {k: v.tolist() for k, v in paths.items()}}  # fmt: skip
     return report, rows, record
+
+
+DEFAULT_LRS = "0.01,0.05,0.1"
 
 
 def _camel(args, experiments, batches, figures: Figures):

@@ -17,7 +17,6 @@ from descend.cli import data as data_module
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
-from descend.cli.limits import check_network
 from descend.cli.options import Option, add_to_parser, resolve
 from descend.cli.report import Report, format_number
 from descend.cli.runs import (
@@ -306,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
         )
     out = prepare_folder(values["out"] or _default_out(values["data"]))
     sizes = [data.n_features, *values["hidden"], n_out]
+    from descend.cli.limits import check_network
+
     check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
     model = ds.nn.mlp(sizes, values["activation"], output_activation, seed=values["seed"])
     prep.info.update(loss=loss, output_activation=output_activation, sizes=sizes)
