@@ -351,6 +351,8 @@ def test_enormous_networks_and_data_sets_are_usage_errors(tmp_path):
     assert "available" in stderr
     assert_refused(["compare", "moons", "--hidden", "200000,200000", "--out", tmp_path / "c"],
                    "--hidden", code=2)  # fmt: skip
+    assert_refused(["surface", "--problem", "camel", "--starts", "1000000000000", "--out",
+                    tmp_path / "s"], "--starts", code=2)  # fmt: skip
     stderr = assert_refused(["train", "moons:100000000000"], "moons:100000000000", code=2)
     assert "fewer samples" in stderr
 

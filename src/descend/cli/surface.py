@@ -110,6 +110,12 @@ def _check(args) -> None:
     if not 0 < args.lr < math.inf:
         raise UsageError(f"--lr must be a number greater than 0, got {args.lr}")
     _start(args.start)  # every argument is checked before anything is computed or written
+    if args.problem == "camel":
+        from descend.cli.limits import check_memory
+
+        # Each start keeps its path (up to 200 points of 2 floats) for each rate and batch size.
+        check_memory(args.starts * 16 * 201 * 9, f"--starts {args.starts}",
+                     "use fewer starting points, e.g. --starts 100")  # fmt: skip
     if args.lrs is not None:
         parse_floats(args.lrs, "--lrs")  # checked whatever the problem: never silently ignored
         if args.problem != "camel":
