@@ -9,7 +9,9 @@ line on stderr saying what went wrong and what to do; ``--debug`` shows the trac
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 import textwrap
 import traceback
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
 
-__all__ = ["main"]
+__all__ = ["main", "run_as_program"]
 
 EPILOG = """\
 examples:
@@ -159,12 +161,59 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        if exc.errno not in _DISK_ERRORS:
+            return _internal_error(prog, exc)
+        # A full or read-only disk is the machine's state, not a bug: say which file.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror}{where}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        print(
-            f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with "
-            "--debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(prog, exc)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def _internal_error(prog: str, exc: BaseException) -> int:
+    print(
+        f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with "
+        "--debug for the traceback, and please report it)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def run_as_program(argv: Sequence[str] | None = None) -> int:
+    """Run :func:`main` as the ``descend`` program, and make Ctrl-C after its end harmless.
+
+    Ctrl-C during the command is :func:`main`'s (exit status 130). Once :func:`main` has
+    returned, the command's work is done and its files are complete, so a Ctrl-C that lands
+    while Python shuts down is ignored and the exit status is :func:`main`'s (0 after
+    success), instead of the process dying by the signal. Only for the program: this changes
+    the process's SIGINT handler, which a library caller of :func:`main` would not want.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    status = 130
+    try:
+        if callable(signal.getsignal(signal.SIGINT)):  # not when SIGINT is ignored
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        status = main(argv)
+    except KeyboardInterrupt:
+        # After main returned (status is its own), or in its last lines (130).
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status
