@@ -389,6 +389,9 @@ def write_file(path: str | os.PathLike, data: bytes, *, flag: str = "-o") -> Pat
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{flag} {shown} is a folder; give a file name")
+        if st is not None and stat.S_ISSOCK(st.st_mode):
+            raise UsageError(f"{flag} {shown} is a socket, which cannot be written to; give a "
+                             "file name")  # fmt: skip
         if st is not None and not stat.S_ISREG(st.st_mode):
             _write_into(real, data)
         else:
