@@ -289,6 +289,18 @@ def test_out_as_a_link_to_a_folder_writes_there_and_keeps_the_link(capsys, tmp_p
     assert link.is_symlink() and (real / "model.npz").exists() and mode(real) == 0o700
 
 
+def test_out_dot_in_an_empty_folder_writes_there_and_keeps_the_folder(capsys, monkeypatch,
+                                                                     tmp_path):  # fmt: skip
+    here = tmp_path / "here"
+    here.mkdir(mode=0o751)
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    code, _, err = cli(capsys, "train", "moons:60", "--out", ".", *TRAIN)
+    assert code == 0, err
+    assert here.stat().st_ino == inode and mode(here) == 0o751
+    assert (here / "model.npz").exists() and leftovers(tmp_path) == []
+
+
 def test_run_folder_check_happens_before_any_work(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "model.npz").write_bytes(b"x")
@@ -407,15 +419,21 @@ def _start(argv: list[str], **kwargs) -> subprocess.Popen:
 
 
 # The console script's code (the entry module), so the test does not depend on how descend
-# was installed.
-ENTRY = "import sys; from _descend_entry import main; sys.argv[0] = 'descend'; sys.exit(main())"
+# was installed. "ready" says the entry module is loaded: a Ctrl-C before that lands in
+# Python's own start-up, which no program can handle.
+ENTRY = (
+    "import os, sys; from _descend_entry import main; os.write(1, b'ready\\n'); "
+    "sys.argv[0] = 'descend'; sys.exit(main())"
+)
 
 
 @POSIX
-@pytest.mark.parametrize("delay", [0.05, 0.15])
+@pytest.mark.parametrize("delay", [0.03, 0.15])
 def test_ctrl_c_while_the_command_starts_is_quiet(tmp_path, delay):
+    # Importing NumPy and descend takes a few tenths of a second: the Ctrl-C lands there.
     proc = _start([sys.executable, "-c", ENTRY, "train", "moons:60", "--epochs", "1000000",
                    "--out", str(tmp_path / "r"), "-q", "--no-figures"])  # fmt: skip
+    assert proc.stdout.readline() == "ready\n"
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -4,7 +4,9 @@ A run folder (``descend train --out DIR``, and the folders of compare, surface, 
 landscape) is written into a hidden sibling, ``.DIR.partial-<pid>-<random>``, and renamed to
 ``DIR`` only when every file is in it. So ``DIR`` is always one of: absent, the earlier run
 (untouched), or the complete new run. A run that training stopped early (Ctrl-C, divergence)
-is still a complete folder whose ``metrics.json`` and ``report.html`` say so.
+is still a complete folder whose ``metrics.json`` and ``report.html`` say so. (Into an existing
+empty folder, which stays as it is, the files are moved one by one, ``report.html`` last.)
+The partial folder of a killed run is removed by the next run into the same ``DIR``.
 
 The rules, in one place:
 
@@ -176,9 +178,12 @@ class RunFolder:
         if default:
             target = self._free_name(target)
         # A link to a folder is followed: the run goes where the link points, the link stays.
-        self.target = Path(os.path.realpath(target)) if target.is_symlink() else target
+        # Absolute, so that "." has a name and a parent for the hidden sibling.
+        self.target = Path(os.path.realpath(target) if target.is_symlink() else
+                           os.path.abspath(target))  # fmt: skip
         self.shown = target
         self._stage: Path | None = None
+        self._had_run = False
         self._check()
 
     @staticmethod
@@ -211,6 +216,7 @@ class RunFolder:
             raise CLIError(
                 f"cannot read the folder {shown} ({self.flag}): {_describe(exc)}"
             ) from None
+        self._had_run = bool(entries)
         if not entries:
             return
         if not self.force:
@@ -281,8 +287,7 @@ class RunFolder:
                 raise
             return False
         self._abort()
-        before = "the earlier run in it is unchanged" if self.target.exists() else (
-            "nothing was written")  # fmt: skip
+        before = "the earlier run in it is unchanged" if self._had_run else "nothing was written"
         if issubclass(kind, KeyboardInterrupt):
             raise Interrupted(f"interrupted while writing {self.shown}; {before}") from None
         if isinstance(exc, OSError):
@@ -300,11 +305,13 @@ class RunFolder:
         stage, target = self.path, self.target
         try:
             self._check()  # again: another process may have written there meanwhile
-            old_mode = target.stat().st_mode & 0o7777 if target.is_dir() else None
-            replace = target.is_dir() and bool(os.listdir(target))
+            exists = target.is_dir()
+            replace = exists and bool(os.listdir(target))
             if replace:
                 _keep_modes(target, stage)
-            os.chmod(stage, old_mode if old_mode is not None else 0o777 & ~_umask())
+                os.chmod(stage, target.stat().st_mode & 0o7777)
+            else:
+                os.chmod(stage, 0o777 & ~_umask())
             with _deferred_sigint():
                 if replace:
                     aside = self._sibling("old")
@@ -314,7 +321,9 @@ class RunFolder:
                     except OSError:
                         os.rename(aside, target)
                         raise
-                else:  # absent, or an empty folder (which rename replaces)
+                elif exists:
+                    _move_entries(stage, target)
+                else:
                     os.rename(stage, target)
                 self._stage = None
         except OSError as exc:
@@ -324,6 +333,15 @@ class RunFolder:
         if replace:
             shutil.rmtree(aside, ignore_errors=True)
         _fsync_folder(target.parent)
+
+
+def _move_entries(stage: Path, target: Path) -> None:
+    """Move the run into an existing empty folder, which stays (its mode, owner, mount)."""
+    # report.html last: a folder cut short here (SIGKILL, between renames) has no report.
+    names = sorted(os.listdir(stage), key=lambda name: name == "report.html")
+    for name in names:
+        os.rename(stage / name, target / name)
+    os.rmdir(stage)
 
 
 def _keep_modes(old: Path, new: Path) -> None:
