@@ -4,6 +4,15 @@ Run ``descend --help`` for the commands and ``descend COMMAND --help`` for each 
 and examples. :func:`main` is the entry point (also ``python -m descend``); it returns the exit
 status: 0 for success, 1 for a failure, 2 for a usage error, 130 after Ctrl-C. Errors are one
 line on stderr saying what went wrong and what to do; ``--debug`` shows the traceback.
+
+Output folders (``--out`` of train, compare, surface, inspect, landscape) appear only when
+complete: they are written into a hidden sibling and renamed into place. An existing folder
+that is not empty is refused unless ``--force`` is given, which replaces the run in it once the
+new one is complete (and never a folder holding files descend did not write). Files keep their
+modes; ``predict -o`` follows links and writes into devices and named pipes. Ctrl-C while the
+command starts exits 130 without a traceback; a Ctrl-C after the command has finished is
+ignored (the exit status stays the command's: its files are complete). See
+:mod:`descend.cli.output` for the rules.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ examples:
   descend landscape runs/digits                    # the loss around the trained weights
   descend gradcheck runs/digits                    # backprop against finite differences
 
-Run descend COMMAND --help for the options of each command.
+Run descend COMMAND --help for the options of each command. An --out folder that already holds
+a run is refused; add --force to replace it (once the new run is complete).
 """
 
 
