@@ -111,19 +111,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextmanager
-def _deferred_sigint():
-    """Hold Ctrl-C for the few system calls that put a folder in place; deliver it after."""
+def _sigint_held():
+    """Ignore Ctrl-C for the few system calls that put a finished folder in place.
+
+    Stopping half-way would leave the earlier run moved aside and the new one not yet in place;
+    a moment later the run is complete and only a summary is left to print, so a Ctrl-C here
+    is dropped, as one after the end of the command is (:func:`descend.cli.run_as_program`).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, None)
 
 
 class RunFolder:
@@ -312,7 +314,7 @@ class RunFolder:
                 os.chmod(stage, target.stat().st_mode & 0o7777)
             else:
                 os.chmod(stage, 0o777 & ~_umask())
-            with _deferred_sigint():
+            with _sigint_held():
                 if replace:
                     aside = self._sibling("old")
                     os.rename(target, aside)
@@ -326,13 +328,13 @@ class RunFolder:
                 else:
                     os.rename(stage, target)
                 self._stage = None
+                if replace:
+                    shutil.rmtree(aside, ignore_errors=True)
+                _fsync_folder(target.parent)
         except OSError as exc:
             raise CLIError(
                 f"cannot put the folder {self.shown} in place ({self.flag}): {_describe(exc)}"
             ) from None
-        if replace:
-            shutil.rmtree(aside, ignore_errors=True)
-        _fsync_folder(target.parent)
 
 
 def _move_entries(stage: Path, target: Path) -> None:
