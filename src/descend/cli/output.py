@@ -150,7 +150,9 @@ class RunFolder:
     Attributes
     ----------
     target : Path
-        Where the run ends up.
+        Where the run ends up (absolute; a link to a folder resolved).
+    shown : Path
+        The name to show the user (as given, or the numbered default).
     path : Path
         Where to write while inside ``with`` (the hidden sibling).
 
