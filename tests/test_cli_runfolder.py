@@ -269,13 +269,19 @@ def test_compare_with_force_into_a_train_folder_leaves_no_mixture(capsys, earlie
     one_line(err, str(earlier_run), "model.npz")
 
 
-def test_default_folders_get_a_number_instead_of_replacing(capsys, earlier_run):
-    assert cli(capsys, "inspect", earlier_run, "--sample", "1")[0] == 0
-    first = snapshot(earlier_run / "inspect-1")
-    code, out, err = cli(capsys, "inspect", earlier_run, "--sample", "1")
+def test_default_folders_get_a_number_instead_of_replacing(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    # Two runs in the same second: the same default name, runs/moons-60-<time>.
+    monkeypatch.setattr("descend.cli.train.time.strftime", lambda *_: "20260101-000000")
+    assert cli(capsys, "train", "moons:60", *TRAIN)[0] == 0
+    first = snapshot(tmp_path / "runs" / "moons-60-20260101-000000")
+    code, out, err = cli(capsys, "train", "moons:60", *TRAIN[:-4], "--seed", "1", "-q",
+                         "--no-figures")  # fmt: skip
     assert code == 0, err
-    assert snapshot(earlier_run / "inspect-1") == first
-    assert (earlier_run / "inspect-1-2" / "inspect.json").exists() and "inspect-1-2" in out
+    assert snapshot(tmp_path / "runs" / "moons-60-20260101-000000") == first
+    second = tmp_path / "runs" / "moons-60-20260101-000000-2"
+    assert json.loads((second / "metrics.json").read_text())["seed"] == 1
+    assert second.name in out
 
 
 @POSIX
@@ -448,7 +454,7 @@ def test_ctrl_c_after_the_command_finished_does_not_kill_it():
     script = textwrap.dedent("""\
         import os, signal, sys, time
         from descend.cli import run_as_program
-        status = run_as_program(["datasets", "--names"])
+        status = run_as_program(["--version"])
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
         sys.exit(status)
@@ -456,7 +462,7 @@ def test_ctrl_c_after_the_command_finished_does_not_kill_it():
     proc = _start([sys.executable, "-c", script])
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert "moons" in out and err == ""
+    assert out.startswith("descend ") and err == ""
 
 
 def _wait_for_writing(proc: subprocess.Popen, parent: Path) -> None:
