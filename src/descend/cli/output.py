@@ -46,13 +46,14 @@ from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.io import atomic_write
 
 # Every name descend writes into an output folder (files), and the folders it writes inside a
-# run folder (inspect-3, landscape). --force replaces only a folder made of these.
-_OWN_FILES = (
+# run folder (inspect-3, landscape). --force replaces only a folder made of these: a command
+# that writes a new kind of file adds its name here.
+OWN_FILES = (
     "model.npz", "config.toml", "preprocess.json", "history.csv", "steps.csv", "metrics.json",
     "trajectory.npz", "report.html", "*.png", "comparison.md", "comparison.json",
     "inspect.json", "landscape.json", "surface.json", "surface.html", ".*.tmp",
 )  # fmt: skip
-_OWN_FOLDERS = ("inspect-*", "landscape*")
+OWN_FOLDERS = ("inspect-*", "landscape*")
 
 # What an OSError while writing means for the user, by errno.
 _WHY = {
@@ -89,12 +90,12 @@ def _is_own(folder: Path, depth: int = 0) -> list[str]:
     for entry in os.scandir(folder):
         name = entry.name
         if entry.is_dir(follow_symlinks=False):
-            own = depth == 0 and any(fnmatch.fnmatchcase(name, p) for p in _OWN_FOLDERS)
+            own = depth == 0 and any(fnmatch.fnmatchcase(name, p) for p in OWN_FOLDERS)
             if not own or _is_own(Path(entry.path), depth + 1):
                 foreign.append(name + "/")
         elif not (
             entry.is_file(follow_symlinks=False)
-            and any(fnmatch.fnmatchcase(name, p) for p in _OWN_FILES)
+            and any(fnmatch.fnmatchcase(name, p) for p in OWN_FILES)
         ):
             foreign.append(name)
     return sorted(foreign)
