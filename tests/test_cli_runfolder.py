@@ -340,6 +340,17 @@ def test_disk_full_keeps_the_earlier_run_and_says_so_in_one_line(capsys, monkeyp
     assert not fresh.exists() and leftovers(fresh.parent) == []
 
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_disk_error_anywhere_is_one_line_not_an_internal_error(capsys, monkeypatch, code):
+    def fail(args):
+        raise OSError(code, os.strerror(code), "/somewhere/file.csv")
+
+    monkeypatch.setattr("descend.cli.datasets_cmd.run", fail)
+    status, _, err = cli(capsys, "datasets")
+    assert status == 1
+    one_line(err, "descend datasets: error:", os.strerror(code), "/somewhere/file.csv")
+
+
 def test_disk_full_in_predict_is_one_line_and_keeps_the_file(capsys, monkeypatch, tmp_path,
                                                             trained):  # fmt: skip
     target = tmp_path / "p.csv"

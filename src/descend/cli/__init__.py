@@ -159,31 +159,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 141
-    except CLIError as exc:
+    except Exception as exc:
         if debug:
             traceback.print_exc()
-        where = getattr(exc, "prog", None) or prog
-        print(f"{where}: error: {_one_line(exc)}", file=sys.stderr)
+        return _report(prog, exc)
+
+
+def _report(prog: str, exc: Exception) -> int:
+    """Print the one line for an error that ended the command; return the exit status."""
+    if isinstance(exc, CLIError):
+        print(f"{exc.prog or prog}: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as exc:
+    if isinstance(exc, ValueError | TypeError | FileNotFoundError | PermissionError | ImportError):
         # descend's own errors already say what to do; the command adds only where it was.
-        if debug:
-            traceback.print_exc()
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        if debug:
-            traceback.print_exc()
-        if exc.errno not in _DISK_ERRORS:
-            return _internal_error(prog, exc)
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
         # A full or read-only disk is the machine's state, not a bug: say which file.
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"{prog}: error: {exc.strerror}{where}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        return _internal_error(prog, exc)
+    return _internal_error(prog, exc)
 
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
