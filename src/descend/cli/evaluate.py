@@ -117,13 +117,13 @@ def run_predict(args: argparse.Namespace) -> int:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    data = buffer.getvalue().encode("utf-8")
+    csv_bytes = buffer.getvalue().encode("utf-8")
     if args.output == "-":
-        write_file("-", data)
+        write_file("-", csv_bytes)
         return 0
     path = Path(args.output)
     if path.is_dir():
         path = path / "predictions.csv"
-    write_file(path, data, flag="-o")
+    write_file(path, csv_bytes, flag="-o")
     print(f"wrote {len(rows)} predictions to {path}")
     return 0

@@ -399,8 +399,12 @@ def write_file(path: str | os.PathLike, data: bytes, *, flag: str = "-o") -> Pat
     b'a,b\\n'
     """
     if str(path) == "-":
+        binary = getattr(sys.stdout, "buffer", None)  # none where stdout was replaced by text
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        if binary is None:
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            binary.write(data)
         sys.stdout.flush()
         return Path("-")
     shown = Path(path)
