@@ -16,9 +16,10 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	touch $@
 
 # The main job: batch, stochastic and mini-batch gradient descent compared on the digits 0-3,
-# written to runs/demo (table, figures, report.html) by the descend command.
+# written to runs/demo (table, figures, report.html) by the descend command; --force replaces
+# the previous demo once the new one is complete.
 demo: $(VENV)/.installed-cli
-	$(VENV)/bin/descend compare digits:0-3 --out runs/demo
+	$(VENV)/bin/descend compare digits:0-3 --out runs/demo --force
 	@echo ""
 	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 

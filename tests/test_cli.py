@@ -215,7 +215,7 @@ def test_config_file_sets_options_and_flags_win(capsys, tmp_path):
     # A [train] table works too, and its keys win over top-level ones.
     config.write_text('data = "moons:60"\nepochs = 9\n[train]\nepochs = 1\nhidden = "none"\n')
     code, _, err = run_cli(capsys, "train", "--config", config, "--out", out, "-q",
-                           "--no-figures")  # fmt: skip
+                           "--no-figures", "--force")  # fmt: skip
     assert code == 0, err
     saved = tomllib.loads((out / "config.toml").read_text())
     assert saved["epochs"] == 1 and saved["hidden"] == []

@@ -4,12 +4,23 @@ Run ``descend --help`` for the commands and ``descend COMMAND --help`` for each 
 and examples. :func:`main` is the entry point (also ``python -m descend``); it returns the exit
 status: 0 for success, 1 for a failure, 2 for a usage error, 130 after Ctrl-C. Errors are one
 line on stderr saying what went wrong and what to do; ``--debug`` shows the traceback.
+
+Output folders (``--out`` of train, compare, surface, inspect, landscape) appear only when
+complete: they are written into a hidden sibling and renamed into place. An existing folder
+that is not empty is refused unless ``--force`` is given, which replaces the run in it once the
+new one is complete (and never a folder holding files descend did not write). Files keep their
+modes; ``predict -o`` follows links and writes into devices and named pipes. Ctrl-C while the
+command starts exits 130 without a traceback; a Ctrl-C after the command has finished is
+ignored (the exit status stays the command's: its files are complete). See
+:mod:`descend.cli.output` for the rules.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 import textwrap
 import traceback
@@ -17,7 +28,7 @@ from collections.abc import Sequence
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
 
-__all__ = ["main"]
+__all__ = ["main", "run_as_program"]
 
 EPILOG = """\
 examples:
@@ -31,7 +42,8 @@ examples:
   descend landscape runs/digits                    # the loss around the trained weights
   descend gradcheck runs/digits                    # backprop against finite differences
 
-Run descend COMMAND --help for the options of each command.
+Run descend COMMAND --help for the options of each command. An --out folder that already holds
+a run is refused; add --force to replace it (once the new run is complete).
 """
 
 
@@ -147,24 +159,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 141
-    except CLIError as exc:
-        if debug:
-            traceback.print_exc()
-        where = getattr(exc, "prog", None) or prog
-        print(f"{where}: error: {_one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as exc:
-        # descend's own errors already say what to do; the command adds only where it was.
-        if debug:
-            traceback.print_exc()
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        print(
-            f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with "
-            "--debug for the traceback, and please report it)",
-            file=sys.stderr,
-        )
+        return _report(prog, exc)
+
+
+def _report(prog: str, exc: Exception) -> int:
+    """Print the one line for an error that ended the command; return the exit status."""
+    if isinstance(exc, CLIError):
+        print(f"{exc.prog or prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, ValueError | TypeError | FileNotFoundError | PermissionError | ImportError):
+        # descend's own errors already say what to do; the command adds only where it was.
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+        # A full or read-only disk is the machine's state, not a bug: say which file.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror}{where}", file=sys.stderr)
+        return 1
+    return _internal_error(prog, exc)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+def _internal_error(prog: str, exc: BaseException) -> int:
+    print(
+        f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with "
+        "--debug for the traceback, and please report it)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def run_as_program(argv: Sequence[str] | None = None) -> int:
+    """Run :func:`main` as the ``descend`` program, and make Ctrl-C after its end harmless.
+
+    Ctrl-C during the command is :func:`main`'s (exit status 130). Once :func:`main` has
+    returned, the command's work is done and its files are complete, so a Ctrl-C that lands
+    while Python shuts down is ignored and the exit status is :func:`main`'s (0 after
+    success), instead of the process dying by the signal. Only for the program: this changes
+    the process's SIGINT handler, which a library caller of :func:`main` would not want.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    status = 130
+    try:
+        if callable(signal.getsignal(signal.SIGINT)):  # not when SIGINT is ignored
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        status = main(argv)
+    except KeyboardInterrupt:
+        # After main returned (status is its own), or in its last lines (130).
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return status

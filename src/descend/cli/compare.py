@@ -10,8 +10,9 @@ from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
 from descend.cli.options import Option, add_to_parser, resolve
+from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report
-from descend.cli.runs import prepare_folder, share_folder, write_config, write_json, write_text
+from descend.cli.runs import write_config, write_json, write_text
 from descend.cli.train import ACTIVATIONS, DEFAULT_LR, LOSSES, OPTIMIZERS, choose_loss, prepare
 
 OPTIONS = (
@@ -72,6 +73,7 @@ def register(subparsers, parents) -> None:
     )  # fmt: skip
     add_to_parser(parser, OPTIONS)
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
+    add_force_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -121,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     test = None
     if prep.X_test is not None:
         test = (prep.X_test, scaled_target(prep.y_test, prep.info))
-    out = prepare_folder(values["out"] or _default_out(values["data"]))
+    folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
+                       default=not values["out"])  # fmt: skip
     print(
         f"comparing {', '.join(labels)} on {values['data']} ({n_train} training samples), "
         f"network {'-'.join(map(str, sizes))}, {values['optimizer']} lr={values['lr']:g}, "
@@ -136,46 +139,49 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     table = result.to_markdown()
-    write_text(out / "comparison.md", table + "\n")
-    write_json(out / "comparison.json", result.to_dict())
-    write_config(out, {o.key: values[o.key] for o in OPTIONS if o.saved}, "compare")
-    figures = Figures(out, debug=args.debug)
-    if not values["figures"]:
-        figures.skip("All figures", "--no-figures was given")
-    draw = figures.draw if values["figures"] else (lambda *a, **k: None)
-    draw("curves.png", "The cost per update and per epoch, every variant (first seed)",
-                 "history", result)  # fmt: skip
-    draw("curves_log.png", "The same curves on a log scale", "history", result,
-                 log_scale=True)  # fmt: skip
-    draw("tradeoff.png", "Speed against smoothness: wall time, time to the target "
-                 "loss, and the noise of the per-update loss", "tradeoff", result)  # fmt: skip
-    report = Report(
-        f"descend compare: {values['data'] if len(values['data']) < 60 else data.name}",
-        "batch, stochastic and mini-batch gradient descent from the same initial weights",
-    )
-    report.section("Comparison")
-    report.table(_plain_rows(result.summary()))
-    if "\n\n" in table:
-        report.paragraph(table.split("\n\n", 1)[1], "note")
-    report.section("Figures")
-    for path, caption in figures.made:
-        report.image(path, caption)
-    if figures.skipped:
-        report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
-    report.section("Data and model")
-    report.key_values({
-        "data": values["data"], "task": data.task, "training samples": n_train,
-        "test samples": 0 if prep.X_test is None else len(prep.X_test),
-        "network": "-".join(map(str, sizes)),
-        "hidden activation": values["activation"],
-        "output activation": output_activation or "linear", "cost": loss,
-    })  # fmt: skip
-    report.section("Settings")
-    report.key_values({k: v for k, v in values.items() if k != "out"})
-    report.paragraph(f"The whole comparison took {elapsed:.1f} s. Repeat it with: descend "
-                     "compare --config config.toml", "note")  # fmt: skip
-    report.write(out / "report.html")
-    share_folder(out)
+    with folder:
+        out = folder.path
+        write_text(out / "comparison.md", table + "\n")
+        write_json(out / "comparison.json", result.to_dict())
+        write_config(out, {o.key: values[o.key] for o in OPTIONS if o.saved}, "compare",
+                     shown=folder.shown)  # fmt: skip
+        figures = Figures(out, debug=args.debug)
+        if not values["figures"]:
+            figures.skip("All figures", "--no-figures was given")
+        draw = figures.draw if values["figures"] else (lambda *a, **k: None)
+        draw("curves.png", "The cost per update and per epoch, every variant (first seed)",
+                     "history", result)  # fmt: skip
+        draw("curves_log.png", "The same curves on a log scale", "history", result,
+                     log_scale=True)  # fmt: skip
+        draw("tradeoff.png", "Speed against smoothness: wall time, time to the target "
+                     "loss, and the noise of the per-update loss", "tradeoff", result)  # fmt: skip
+        report = Report(
+            f"descend compare: {values['data'] if len(values['data']) < 60 else data.name}",
+            "batch, stochastic and mini-batch gradient descent from the same initial weights",
+        )
+        report.section("Comparison")
+        report.table(_plain_rows(result.summary()))
+        if "\n\n" in table:
+            report.paragraph(table.split("\n\n", 1)[1], "note")
+        report.section("Figures")
+        for path, caption in figures.made:
+            report.image(path, caption)
+        if figures.skipped:
+            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.section("Data and model")
+        report.key_values({
+            "data": values["data"], "task": data.task, "training samples": n_train,
+            "test samples": 0 if prep.X_test is None else len(prep.X_test),
+            "network": "-".join(map(str, sizes)),
+            "hidden activation": values["activation"],
+            "output activation": output_activation or "linear", "cost": loss,
+        })  # fmt: skip
+        report.section("Settings")
+        report.key_values({k: v for k, v in values.items() if k != "out"})
+        report.paragraph(f"The whole comparison took {elapsed:.1f} s. Repeat it with: descend "
+                         "compare --config config.toml", "note")  # fmt: skip
+        report.write(out / "report.html")
+    out = folder.shown
     print()
     print(table)
     print(f"\nfolder: {out}\nreport: {out / 'report.html'}")

@@ -6,15 +6,14 @@ import argparse
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from descend.cli import data as data_module
 from descend.cli.console import text_table
-from descend.cli.errors import CLIError
-from descend.cli.runs import Run, load_run, write_text
+from descend.cli.output import write_file
+from descend.cli.runs import Run, load_run
 from descend.cli.train import split_metrics
 
 EVALUATE_EPILOG = """\
@@ -62,8 +61,9 @@ def register(subparsers, parents) -> None:
     parser.add_argument("run", metavar="RUN", help="the run folder (written by descend train)")
     parser.add_argument("data", metavar="DATA", help="a built-in data set or a .csv/.npy file")
     parser.add_argument("-o", "--output", metavar="FILE", default="predictions.csv",
-                        help="the CSV file to write, - for standard output "
-                        "(default: predictions.csv)")  # fmt: skip
+                        help="the CSV file to write, - for standard output (default: "
+                        "predictions.csv). A file is replaced atomically and keeps its mode; "
+                        "a link is followed; a device or FIFO is written into")  # fmt: skip
     parser.add_argument("--target", metavar="COLUMN", help="a target column to leave out")
     parser.set_defaults(func=run_predict)
 
@@ -117,14 +117,13 @@ def run_predict(args: argparse.Namespace) -> int:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
+    csv_bytes = buffer.getvalue().encode("utf-8")
     if args.output == "-":
-        sys.stdout.write(buffer.getvalue())
+        write_file("-", csv_bytes)
         return 0
     path = Path(args.output)
     if path.is_dir():
         path = path / "predictions.csv"
-    if not path.parent.is_dir():
-        raise CLIError(f"cannot write {path}: the folder {path.parent} does not exist")
-    write_text(path, buffer.getvalue())
+    write_file(path, csv_bytes, flag="-o")
     print(f"wrote {len(rows)} predictions to {path}")
     return 0

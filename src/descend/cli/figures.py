@@ -84,7 +84,9 @@ class Figures:
 
     def save(self, fig: Any, filename: str, caption: str) -> Path:
         """Save a figure (anything with ``savefig``) as PNG, atomically."""
-        data = figure_png(fig)
+        return self._write(figure_png(fig), filename, caption)
+
+    def _write(self, data: bytes, filename: str, caption: str) -> Path:
         path = atomic_write(self.folder / filename, lambda f: f.write(data))
         self.made.append((path, caption))
         return path
@@ -99,7 +101,10 @@ class Figures:
         return self.call(filename, caption, lambda: fn(*args, **kwargs), f"descend.viz.{function}")
 
     def call(self, filename: str, caption: str, make: Callable[[], Any], what: str) -> Path | None:
-        """Run ``make()`` for a figure and save it; a failure is noted, not raised."""
+        """Run ``make()`` for a figure and save it; a failure to draw is noted, not raised.
+
+        A failure to write the file (a full disk) is raised: it concerns the whole folder.
+        """
         try:
             # A plotting library's warnings (a log axis with nothing positive, a tight layout
             # that does not fit) are about the picture, not the user's run: keep them quiet.
@@ -110,7 +115,7 @@ class Figures:
                     fig = fig[0]
                 if not hasattr(fig, "savefig"):
                     raise TypeError(f"{what} returned {type(fig).__name__}, not a figure")
-                return self.save(fig, filename, caption)
+                data = figure_png(fig)
         except Exception as exc:
             if self.debug:
                 raise
@@ -119,3 +124,4 @@ class Figures:
             if not self.quiet:
                 print(f"descend: warning: figure {filename} skipped ({reason})", file=sys.stderr)
             return None
+        return self._write(data, filename, caption)

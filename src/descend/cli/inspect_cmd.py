@@ -10,8 +10,9 @@ import numpy as np
 from descend.cli.console import text_table
 from descend.cli.errors import UsageError
 from descend.cli.figures import Figures
+from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report
-from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
+from descend.cli.runs import load_run, write_json
 
 EPILOG = """\
 examples:
@@ -49,8 +50,12 @@ def register(subparsers, parents) -> None:
         help="neurons shown per layer in the terminal (default: 16)",
     )
     parser.add_argument(
-        "--out", metavar="DIR", help="folder for the figures and report (default: RUN/inspect-I)"
+        "--out",
+        metavar="DIR",
+        help="folder for the figures and report (default: RUN/inspect-I, "
+        "or RUN/inspect-I-2, ... when taken)",
     )
+    add_force_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -145,41 +150,43 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{title}")
         print(text_table(rows))
 
-    out = prepare_folder(args.out or Path(run_.folder) / f"inspect-{i}")
-    record = {
-        "sample": i, "data": spec, "target": truth, "prediction": guess, "cost": view.cost,
-        "loss": run_.loss, "x": x[0].tolist(),
-        "layers": [
-            {"name": layer.name, "a_in": layer.a_in[0].tolist(),
-             "z": None if layer.z is None else layer.z[0].tolist(),
-             "a_out": layer.a_out[0].tolist(),
-             "dC_dz": None if layer.dC_dz is None else layer.dC_dz[0].tolist(),
-             "dC_dW": None if layer.dC_dW is None else layer.dC_dW.tolist(),
-             "dC_db": None if layer.dC_db is None else layer.dC_db.tolist(),
-             "dC_da_in": layer.dC_da_in[0].tolist()}
-            for layer in view.layers
-        ],
-    }  # fmt: skip
-    write_json(out / "inspect.json", record)
-    figures = Figures(out, debug=args.debug)
-    figures.draw("network.png", "The forward pass: neurons shaded by activation", "network",
-                 run_.model, x[0].astype(np.float32))  # fmt: skip
-    figures.draw("backprop.png", "The backward pass: dC/da on the neurons, dC/dW on the "
-                 "connections", "backprop", model, x, np.asarray(y), run_.loss)  # fmt: skip
-    report = Report(f"descend inspect: sample {i}", head.replace("\n", "; "))
-    report.section("Layers")
-    report.table(summary_rows(view))
-    for title, rows in tables:
-        report.section(title)
-        report.table(rows)
-    if figures.made or figures.skipped:
-        report.section("Figures")
-    for path, caption in figures.made:
-        report.image(path, caption)
-    if figures.skipped:
-        report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
-    report.preformatted(EPILOG.split("\n\n", 1)[1])
-    report.write(out / "report.html")
-    share_folder(out)
-    print(f"\nfolder: {out} (inspect.json, figures, report.html)")
+    folder = RunFolder(args.out or Path(run_.folder) / f"inspect-{i}", force=args.force,
+                       default=args.out is None)  # fmt: skip
+    with folder:
+        out = folder.path
+        record = {
+            "sample": i, "data": spec, "target": truth, "prediction": guess, "cost": view.cost,
+            "loss": run_.loss, "x": x[0].tolist(),
+            "layers": [
+                {"name": layer.name, "a_in": layer.a_in[0].tolist(),
+                 "z": None if layer.z is None else layer.z[0].tolist(),
+                 "a_out": layer.a_out[0].tolist(),
+                 "dC_dz": None if layer.dC_dz is None else layer.dC_dz[0].tolist(),
+                 "dC_dW": None if layer.dC_dW is None else layer.dC_dW.tolist(),
+                 "dC_db": None if layer.dC_db is None else layer.dC_db.tolist(),
+                 "dC_da_in": layer.dC_da_in[0].tolist()}
+                for layer in view.layers
+            ],
+        }  # fmt: skip
+        write_json(out / "inspect.json", record)
+        figures = Figures(out, debug=args.debug)
+        figures.draw("network.png", "The forward pass: neurons shaded by activation", "network",
+                     run_.model, x[0].astype(np.float32))  # fmt: skip
+        figures.draw("backprop.png", "The backward pass: dC/da on the neurons, dC/dW on the "
+                     "connections", "backprop", model, x, np.asarray(y), run_.loss)  # fmt: skip
+        report = Report(f"descend inspect: sample {i}", head.replace("\n", "; "))
+        report.section("Layers")
+        report.table(summary_rows(view))
+        for title, rows in tables:
+            report.section(title)
+            report.table(rows)
+        if figures.made or figures.skipped:
+            report.section("Figures")
+        for path, caption in figures.made:
+            report.image(path, caption)
+        if figures.skipped:
+            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.preformatted(EPILOG.split("\n\n", 1)[1])
+        report.write(out / "report.html")
+    print(f"\nfolder: {folder.shown} (inspect.json, figures, report.html)")
     return 0

@@ -10,8 +10,9 @@ import numpy as np
 from descend.cli import data as data_module
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
+from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report
-from descend.cli.runs import load_run, prepare_folder, share_folder, write_json
+from descend.cli.runs import load_run, write_json
 
 EPILOG = """\
 examples:
@@ -58,7 +59,8 @@ def register(subparsers, parents) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     parser.add_argument("--out", metavar="DIR", help="folder for the figure and report "
-                        "(default: RUN/landscape)")  # fmt: skip
+                        "(default: RUN/landscape, or RUN/landscape-2, ... when taken)")  # fmt: skip
+    add_force_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -115,46 +117,49 @@ def run(args: argparse.Namespace) -> int:
     else:
         trajectory = np.stack([final, final])
         note = "No trajectory was recorded: the plane shows the final weights only."
-    out = prepare_folder(args.out or Path(run_.folder) / "landscape")
+    folder = RunFolder(args.out or Path(run_.folder) / "landscape", force=args.force,
+                       default=args.out is None)  # fmt: skip
     plane = experiments.loss_plane(
         run_.model, X, y, run_.loss, trajectory, args.method, resolution=args.resolution,
         extent=args.extent, seed=args.seed,
     )  # fmt: skip
-    figures = Figures(out, debug=args.debug)
-    figures.draw("landscape.png", f"The cost on the {args.method} plane through the final "
-                 "weights, with the training path projected", "landscape", plane,
-                 kind=args.kind)  # fmt: skip
-    facts = {
-        "method": plane.method, "resolution": len(plane.alphas),
-        "cost at the final weights": plane.center_loss,
-        "lowest cost on the plane": float(np.nanmin(plane.losses)),
-        "highest cost on the plane": float(np.nanmax(plane.losses)),
-        "variance explained by the plane": plane.explained,
-        "snapshots in the trajectory": len(plane.coords),
-        "training samples": len(X),
-    }  # fmt: skip
-    write_json(
-        out / "landscape.json",
-        {
-            **facts,
-            "alphas": plane.alphas,
-            "betas": plane.betas,
-            "losses": plane.losses,
-            "coords": plane.coords,
-        },
-    )
-    report = Report(f"descend landscape: {run_.folder}", f"the {run_.loss} of the training data "
-                    "on a plane through the final weights")  # fmt: skip
-    report.key_values(facts)
-    if note:
-        report.paragraph(note, "note")
-    for file, caption in figures.made:
-        report.image(file, caption)
-    if figures.skipped:
-        report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
-    report.preformatted(EPILOG.split("\n\n", 1)[1])
-    report.write(out / "report.html")
-    share_folder(out)
+    with folder:
+        out = folder.path
+        figures = Figures(out, debug=args.debug)
+        figures.draw("landscape.png", f"The cost on the {args.method} plane through the final "
+                     "weights, with the training path projected", "landscape", plane,
+                     kind=args.kind)  # fmt: skip
+        facts = {
+            "method": plane.method, "resolution": len(plane.alphas),
+            "cost at the final weights": plane.center_loss,
+            "lowest cost on the plane": float(np.nanmin(plane.losses)),
+            "highest cost on the plane": float(np.nanmax(plane.losses)),
+            "variance explained by the plane": plane.explained,
+            "snapshots in the trajectory": len(plane.coords),
+            "training samples": len(X),
+        }  # fmt: skip
+        write_json(
+            out / "landscape.json",
+            {
+                **facts,
+                "alphas": plane.alphas,
+                "betas": plane.betas,
+                "losses": plane.losses,
+                "coords": plane.coords,
+            },
+        )
+        report = Report(f"descend landscape: {run_.folder}", f"the {run_.loss} of the training "
+                        "data on a plane through the final weights")  # fmt: skip
+        report.key_values(facts)
+        if note:
+            report.paragraph(note, "note")
+        for file, caption in figures.made:
+            report.image(file, caption)
+        if figures.skipped:
+            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.preformatted(EPILOG.split("\n\n", 1)[1])
+        report.write(out / "report.html")
+    out = folder.shown
     for key, value in facts.items():
         shown = f"{value:.4g}" if isinstance(value, float) else value
         print(f"{key + ':':34s}{shown}")

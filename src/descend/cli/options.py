@@ -177,43 +177,48 @@ def _parse_number(value: Any, option: Option, where: str) -> int | float:
     return number
 
 
+def _parse_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise UsageError(f"{where} must be true or false, got {value!r}")
+
+
+def _check_number(option: Option, value: Any, where: str) -> int | float:
+    kind = option.kind
+    number = _parse_number(value, option, where)
+    if kind == "int" and number < (0 if option.key in ZERO_OK else 1):
+        low = "0 or more" if option.key in ZERO_OK else "at least 1"
+        raise UsageError(f"{where} must be {low}, got {number}")
+    if kind == "fraction" and not 0.0 <= number < 1.0:
+        raise UsageError(
+            f"{where} must be a fraction in [0, 1), e.g. 0.2 for 20% of the samples, got {number}"
+        )
+    if kind == "float" and number <= 0:
+        raise UsageError(f"{where} must be greater than 0, got {number}")
+    return number
+
+
+# The option kinds read by one function each: value, where -> the converted value.
+_PARSERS = {
+    "hidden": parse_hidden, "batch": parse_batch, "batches": parse_batches, "ints": parse_ints,
+    "floats": parse_floats, "bool": _parse_bool,
+}  # fmt: skip
+
+
 def convert(option: Option, value: Any, where: str) -> Any:
     """Check and convert one value (a flag's text or a TOML value) to the option's type."""
     if value is None:
         return None
     kind = option.kind
-    if kind == "hidden":
-        return parse_hidden(value, where)
-    if kind == "batch":
-        return parse_batch(value, where)
-    if kind == "batches":
-        return parse_batches(value, where)
-    if kind == "ints":
-        return parse_ints(value, where)
-    if kind == "floats":
-        return parse_floats(value, where)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off"):
-            return False
-        raise UsageError(f"{where} must be true or false, got {value!r}")
+    if kind in _PARSERS:
+        return _PARSERS[kind](value, where)
     if kind in ("int", "float", "fraction"):
-        number = _parse_number(value, option, where)
-        if kind == "int" and number < (0 if option.key in ZERO_OK else 1):
-            low = "0 or more" if option.key in ZERO_OK else "at least 1"
-            raise UsageError(f"{where} must be {low}, got {number}")
-        if kind == "fraction" and not 0.0 <= number < 1.0:
-            raise UsageError(
-                f"{where} must be a fraction in [0, 1), e.g. 0.2 for 20% of the samples, "
-                f"got {number}"
-            )
-        if kind == "float" and number <= 0:
-            raise UsageError(f"{where} must be greater than 0, got {number}")
-        return number
+        return _check_number(option, value, where)
     text = str(value) if not isinstance(value, str) else value
     if kind == "choice":
         key = text.strip().lower()

@@ -11,7 +11,8 @@
     DIR/*.png            figures
     DIR/report.html      everything above on one self-contained page
 
-Every file is written atomically (a temporary file renamed over the target).
+Every file is written atomically (a temporary file renamed over the target), and the folder
+itself appears only when complete (:class:`descend.cli.output.RunFolder`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,44 +33,10 @@ from descend.cli.options import dump_toml, read_toml
 from descend.io import atomic_write
 
 
-def prepare_folder(path: str | Path) -> Path:
-    """Create the output folder (and its parents); a file in its place is a usage error."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path} is a file; give a folder name (it is created if missing)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"cannot create the folder {path}: {exc.strerror}") from None
-    return path
-
-
 def write_text(path: Path, text: str) -> Path:
-    """Write UTF-8 text atomically."""
+    """Write UTF-8 text atomically (an existing file keeps its mode)."""
     data = text.encode("utf-8")
-    return share(atomic_write(path, lambda f: f.write(data)))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def share(path: Path) -> Path:
-    """Give a written file the permissions a new file gets (the temporary file had 0600)."""
-    try:
-        os.chmod(path, 0o666 & ~_umask())
-    except OSError:
-        pass
-    return path
-
-
-def share_folder(folder: Path) -> None:
-    """:func:`share` every file of the folder that only its owner can read."""
-    for path in Path(folder).iterdir():
-        if path.is_file() and (path.stat().st_mode & 0o777) == 0o600:
-            share(path)
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def _json_default(value: Any) -> Any:
@@ -126,11 +92,14 @@ def write_history(folder: Path, history) -> None:
     )  # fmt: skip
 
 
-def write_config(folder: Path, values: dict[str, Any], command: str) -> Path:
-    """The settled options as ``config.toml``."""
+def write_config(
+    folder: Path, values: dict[str, Any], command: str, shown: Path | None = None
+) -> Path:
+    """The settled options as ``config.toml`` in ``folder`` (whose final name is ``shown``)."""
     header = (
         f"descend {command}: the settled options of this run.\n"
-        f"Repeat it exactly with: descend {command} --config {folder / 'config.toml'} --out NEW_DIR"
+        f"Repeat it exactly with: descend {command} --config "
+        f"{(shown or folder) / 'config.toml'} --out NEW_DIR"
     )
     return write_text(folder / "config.toml", dump_toml(values, header))
 

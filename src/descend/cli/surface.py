@@ -13,8 +13,9 @@ from descend.cli.console import text_table
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module, viz_function
 from descend.cli.options import parse_batches, parse_floats
+from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report
-from descend.cli.runs import prepare_folder, share_folder, write_json
+from descend.cli.runs import write_json
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 
@@ -100,6 +101,7 @@ def register(subparsers, parents) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="the folder to write (default: runs/surface-<problem>-<time>)"
     )
+    add_force_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -149,25 +151,29 @@ def run(args: argparse.Namespace) -> int:
         )
     default = "full,32,1" if args.problem == "line" else "full,10,1"
     batches = parse_batches(args.batches or default, "--batches")
-    out = prepare_folder(
-        args.out or Path("runs") / f"surface-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    figures = Figures(out, debug=args.debug)
-    if args.problem == "line":
-        report, rows, record = _line(args, experiments, batches, figures, out)
-    else:
-        report, rows, record = _camel(args, experiments, batches, figures)
-    print(text_table(rows))
-    write_json(out / "surface.json", record)
-    for path, caption in figures.made:
-        report.image(path, caption)
-    if figures.skipped:
-        report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
-    if (out / "surface.html").exists():
-        report.paragraph("The interactive 3-D view is in surface.html, beside this page.", "note")
-    report.preformatted(EPILOG.split("\n\n", 1)[1])
-    report.write(out / "report.html")
-    share_folder(out)
+    folder = RunFolder(
+        args.out or Path("runs") / f"surface-{args.problem}-{time.strftime('%Y%m%d-%H%M%S')}",
+        force=args.force, default=args.out is None,
+    )  # fmt: skip
+    with folder:
+        out = folder.path
+        figures = Figures(out, debug=args.debug)
+        if args.problem == "line":
+            report, rows, record = _line(args, experiments, batches, figures, out)
+        else:
+            report, rows, record = _camel(args, experiments, batches, figures)
+        print(text_table(rows))
+        write_json(out / "surface.json", record)
+        for path, caption in figures.made:
+            report.image(path, caption)
+        if figures.skipped:
+            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        if (out / "surface.html").exists():
+            report.paragraph("The interactive 3-D view is in surface.html, beside this page.",
+                             "note")  # fmt: skip
+        report.preformatted(EPILOG.split("\n\n", 1)[1])
+        report.write(out / "report.html")
+    out = folder.shown
     print(f"\nfolder: {out}\nreport: {out / 'report.html'}")
     return 0
 

@@ -18,14 +18,9 @@ from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
 from descend.cli.options import Option, add_to_parser, resolve
+from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report, format_number
-from descend.cli.runs import (
-    prepare_folder,
-    share_folder,
-    write_config,
-    write_history,
-    write_json,
-)
+from descend.cli.runs import write_config, write_history, write_json
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
 LOSSES = ("auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss", "mse")
@@ -72,8 +67,6 @@ OPTIONS = (
            metavar="DIR", saved=False),
 )  # fmt: skip
 
-FIGURE_FILES = ("curves.png", "network.png", "decision_boundary.png", "gradient_norms.png")
-
 EPILOG = """\
 examples:
   descend train digits:0-3                         # 4 digits, default settings
@@ -89,7 +82,11 @@ keys or in a [train] table, named as the flags with underscores: val_split = 0.1
 hidden = [32, 16], batch = "full".
 
 The run folder gets model.npz, config.toml, preprocess.json, history.csv, steps.csv,
-metrics.json, figures (PNG) and report.html. Ctrl-C stops training and keeps what was trained.
+metrics.json, figures (PNG) and report.html. An existing --out folder that is not empty is
+refused; --force replaces the run in it once the new run is complete (never a folder holding
+files descend did not write). The folder appears only when complete: Ctrl-C during training
+stops it and keeps what was trained (metrics.json and the report say it was interrupted);
+Ctrl-C while the folder is being written leaves no folder (or the earlier run, unchanged).
 """
 
 
@@ -104,6 +101,7 @@ def register(subparsers, parents) -> None:
     add_to_parser(parser, OPTIONS)
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    add_force_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -286,13 +284,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``descend train``."""
     import descend as ds
 
-    values = resolve(OPTIONS, args, args.config, "train")
-    if not values["data"]:
-        raise UsageError(
-            "no data given; name a built-in data set (e.g. descend train digits:0-3) or a "
-            "CSV/.npy file, or give --config FILE.toml with data = ..."
-        )
-    values = settle(values)
+    values = _settled_values(args)
     data = data_module.load(values["data"], values["target"], values["task"])
     loss, output_activation, n_out = choose_loss(values["loss"], data)
     values["loss"] = loss
@@ -303,17 +295,49 @@ def run(args: argparse.Namespace) -> int:
             f"--batch {values['batch']} is larger than the {n_train} training samples; use "
             f"--batch full for all of them at once, or a smaller number"
         )
-    out = prepare_folder(values["out"] or _default_out(values["data"]))
+    # Checked before training, so a refused folder costs nothing.
+    folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
+                       default=not values["out"])  # fmt: skip
     sizes = [data.n_features, *values["hidden"], n_out]
     from descend.cli.limits import check_network
 
     check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
     model = ds.nn.mlp(sizes, values["activation"], output_activation, seed=values["seed"])
     prep.info.update(loss=loss, output_activation=output_activation, sizes=sizes)
+    if not args.quiet:
+        print(_headline(values, data, prep, sizes, output_activation), flush=True)
+    history, recorder, interrupted, diverged = _train(model, prep, values, sizes, args.quiet)
+    metrics = _final_metrics(model, prep, loss, values, history, interrupted, diverged)
+    with folder:
+        _write_run(folder, args, values, model, prep, sizes, metrics, history, recorder)
+    out = folder.shown
+    _print_summary(metrics, out, args.quiet)
+    if diverged:
+        raise CLIError(f"{diverged} (the run so far is in {out})")
+    if interrupted:
+        raise Interrupted(
+            f"interrupted after {history.n_epochs} of {values['epochs']} epochs "
+            f"({history.n_updates} updates); what was trained so far is saved in {out}"
+        )
+    return 0
+
+
+def _settled_values(args: argparse.Namespace) -> dict[str, Any]:
+    values = resolve(OPTIONS, args, args.config, "train")
+    if not values["data"]:
+        raise UsageError(
+            "no data given; name a built-in data set (e.g. descend train digits:0-3) or a "
+            "CSV/.npy file, or give --config FILE.toml with data = ..."
+        )
+    return settle(values)
+
+
+def _train(model, prep: Prepared, values: dict[str, Any], sizes: list[int], quiet: bool):
+    """Fit the model: (history, recorder, interrupted, diverged message or None)."""
+    import descend as ds
 
     keeper = Keeper()
     callbacks: list = [keeper]
-    quiet = args.quiet
     tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
     if not quiet and not tty:
         callbacks.append(EpochLog())
@@ -326,14 +350,11 @@ def run(args: argparse.Namespace) -> int:
     recorder = _optional_recorder(sizes)
     if recorder is not None:
         callbacks.append(recorder)
-
-    if not quiet:
-        print(_headline(values, data, prep, sizes, output_activation), flush=True)
     interrupted, diverged = False, None
     history = None
     try:
         history = ds.fit(
-            model, prep.X_train, scaled_target(prep.y_train, prep.info), loss=loss,
+            model, prep.X_train, scaled_target(prep.y_train, prep.info), loss=prep.info["loss"],
             optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch"],
             epochs=values["epochs"], seed=values["seed"], validation_data=validation,
             callbacks=callbacks, progress=(not quiet) and tty,
@@ -346,35 +367,30 @@ def run(args: argparse.Namespace) -> int:
         history, diverged = exc.history, str(exc)
     if history is None:
         history = ds.History()
+    return history, recorder, interrupted, diverged
 
-    metrics = _final_metrics(model, prep, loss, values, history, interrupted, diverged)
+
+def _write_run(folder: RunFolder, args, values, model, prep, sizes, metrics, history,
+               recorder) -> None:  # fmt: skip
+    """Every file of the run, into the folder's hidden sibling (renamed into place after)."""
+    import descend as ds
+
+    out = folder.path
     ds.save(model, out / "model.npz")
-    write_config(out, {o.key: values[o.key] for o in OPTIONS if o.saved}, "train")
+    write_config(out, {o.key: values[o.key] for o in OPTIONS if o.saved}, "train",
+                 shown=folder.shown)  # fmt: skip
     write_json(out / "preprocess.json", prep.info)
     write_history(out, history)
     write_json(out / "metrics.json", metrics)
-    (out / "trajectory.npz").unlink(missing_ok=True)
     if recorder is not None:
         _save_trajectory(out, recorder)
-    figures = Figures(out, debug=args.debug, quiet=quiet)
-    for stale in FIGURE_FILES:  # from an earlier run into the same folder
-        (out / stale).unlink(missing_ok=True)
+    figures = Figures(out, debug=args.debug, quiet=args.quiet)
     if values["figures"]:
         _draw(figures, model, prep, history, recorder)
     else:
         figures.skip("All figures", "--no-figures was given")
     report = build_report(values, prep, sizes, metrics, history, figures)
     report.write(out / "report.html")
-    share_folder(out)
-    _print_summary(metrics, out, quiet)
-    if diverged:
-        raise CLIError(f"{diverged} (the run so far is in {out})")
-    if interrupted:
-        raise Interrupted(
-            f"interrupted after {history.n_epochs} of {values['epochs']} epochs "
-            f"({history.n_updates} updates); what was trained so far is saved in {out}"
-        )
-    return 0
 
 
 def _headline(values, data, prep, sizes, output_activation) -> str:
