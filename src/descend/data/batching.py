@@ -27,7 +27,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from descend.data.validation import _check_bool, as_generator, check_batch_finite, check_X_y
+from descend.data.validation import (
+    _check_bool,
+    as_generator,
+    check_batch_finite,
+    check_X_y,
+    is_memory_mapped,
+)
 
 __all__ = ["Batches", "batches"]
 
@@ -54,7 +60,8 @@ class Batches:
     drop_last : bool
         Whether a last, smaller batch is skipped.
     check_finite : bool
-        Whether each batch is checked for NaN and inf as it is read.
+        Whether each batch is checked for NaN and inf as it is read (by default, when `X` or
+        `y` is memory-mapped).
 
     Examples
     --------
@@ -76,11 +83,13 @@ class Batches:
         shuffle: bool = True,
         seed: int | np.random.Generator | None = None,
         drop_last: bool = False,
-        check_finite: bool = False,
+        check_finite: bool | None = None,
     ) -> None:
         # No NaN scan: that reads every value, which fit does once and a memmap must not do.
         self.X, self.y = check_X_y(X, y, finite=False)
         self.n_samples = len(self.X)
+        if check_finite is None:  # data too large to scan up front is checked as it is read
+            check_finite = is_memory_mapped(self.X) or is_memory_mapped(self.y)
         self.check_finite = _check_bool(check_finite, "check_finite")
         self._full_checked = False
         self.batch_size = _resolve_batch_size(batch_size, self.n_samples)
@@ -238,7 +247,7 @@ def batches(
     shuffle: bool = True,
     seed: int | np.random.Generator | None = None,
     drop_last: bool = False,
-    check_finite: bool = False,
+    check_finite: bool | None = None,
 ) -> Batches:
     """Split the data into batches, one gradient-descent update each; iterate once per epoch.
 
@@ -263,10 +272,10 @@ def batches(
         Generator is used as is (not copied).
     drop_last : bool, default=False
         Skip the last batch when it is smaller than `batch_size`.
-    check_finite : bool, default=False
+    check_finite : bool or None, default=None
         Check each batch for NaN and inf as it is read, before it is used: a ValueError names
-        the row. For data too large to scan up front (a memory-mapped file), so that training
-        stops before an update on a bad batch, not after.
+        the row. None: only when `X` or `y` is memory-mapped (data too large to scan up front),
+        so that training stops before an update on a bad batch, not after.
 
     Returns
     -------
@@ -290,8 +299,8 @@ def batches(
     Notes
     -----
     The values are not checked for NaN or inf here (that would read a memory map whole):
-    training checks arrays in memory once, and memory-mapped ones batch by batch
-    (``check_finite=True``).
+    training checks arrays in memory once, and memory-mapped ones are checked here batch by batch
+    (``check_finite``).
 
     Examples
     --------

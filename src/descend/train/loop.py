@@ -28,7 +28,7 @@ from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
-from descend.data.validation import as_generator, check_array, is_memory_mapped
+from descend.data.validation import as_generator, check_array
 from descend.io import ModelFileError
 from descend.nn.dense import Dense
 from descend.nn.module import Module
@@ -518,9 +518,7 @@ def fit(
     if step_fn is not None:
         # Every target checked (and converted) once, not at every update.
         y = step_fn.check_targets(y)
-    # A memory map is too large to scan up front: each batch is checked as it is read.
-    loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng,
-                          check_finite=is_memory_mapped(X))  # fmt: skip
+    loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
     params = model.parameters()
     if not params:
         raise ValueError("the model has no trainable parameters (no Tensor with requires_grad)")
