@@ -21,6 +21,7 @@ import numpy as np
 
 from descend import losses
 from descend.autodiff.tensor import Tensor
+from descend.data.validation import check_array
 from descend.nn.dense import Dense
 from descend.nn.module import Module
 from descend.nn.sequential import Sequential
@@ -87,6 +88,7 @@ def backprop(model: Module, X, y, loss: str | Callable = "mse") -> BackpropResul
     ----------
     model : Sequential (or a single Dense layer)
     X : ndarray of shape (n_samples, n_features)
+        Finite numbers (NaN or inf raise a ValueError that names X).
     y : ndarray
         Targets as the loss expects them (labels, one-hot rows, or values).
     loss : str or callable, default "mse"
@@ -110,20 +112,24 @@ def backprop(model: Module, X, y, loss: str | Callable = "mse") -> BackpropResul
     layers = list(model.layers) if isinstance(model, Sequential) else [model]
     loss_fn = losses.get(loss)
     dtype = model.dtype or np.float64
+    X = check_array(X, name="X", allow_nd=True)  # NaN or inf: a clear error, before any warning
     model.zero_grad()
-    a = Tensor(np.asarray(X, dtype=dtype), requires_grad=True)
-    records = []
-    for i, layer in enumerate(layers):
-        a_in = a.retain_grad()
-        if isinstance(layer, Dense):
-            z = layer.pre_activation(a_in).retain_grad()
-            a = layer.activation_fn(z)
-        else:
-            z = None
-            a = layer(a_in)
-        records.append((str(i), layer, a_in, z, a))
-    cost = loss_fn(a, y)
-    cost.backward()
+    # Finite inputs can still overflow in a layer; the cost then says so (a non-finite output),
+    # and NumPy's warnings on the way would only add noise before that message.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        a = Tensor(np.asarray(X, dtype=dtype), requires_grad=True)
+        records = []
+        for i, layer in enumerate(layers):
+            a_in = a.retain_grad()
+            if isinstance(layer, Dense):
+                z = layer.pre_activation(a_in).retain_grad()
+                a = layer.activation_fn(z)
+            else:
+                z = None
+                a = layer(a_in)
+            records.append((str(i), layer, a_in, z, a))
+        cost = loss_fn(a, y)
+        cost.backward()
     out = []
     for name, layer, a_in, z, a_out in records:
         dense = isinstance(layer, Dense)

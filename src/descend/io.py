@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 import tempfile
 import zipfile
@@ -40,8 +41,9 @@ from descend.nn.module import Module
 from descend.nn.sequential import from_config
 
 __all__ = [
-    "ArchiveReader", "ModelFileError", "atomic_write", "load", "model_members", "read_model",
-    "save", "write_archive",
+    "ArchiveReader", "ModelFileError", "atomic_write", "check_regular_file", "json_depth", "load",
+    "model_members", "parse_npy_header", "read_json_file", "read_model",
+    "remove_stale_temporaries", "save", "write_archive",
 ]  # fmt: skip
 
 FORMAT = "descend-model"
@@ -49,6 +51,10 @@ VERSION = 1
 CONFIG_MEMBER = "model.json"
 MAX_CONFIG_BYTES = 1 << 20
 MAX_NPY_HEADER_BYTES = 4096
+# Arrays and objects inside each other. Python's JSON reader recurses (about 1,000 levels crash
+# it), and so do the modules built from a description: a Sequential nested 250 deep builds but
+# cannot be called. 100 levels hold any model descend writes (two per nested Sequential).
+MAX_JSON_DEPTH = 100
 _ALLOWED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # The .npy descriptors descend reads (and writes): little-endian, no objects, ever.
 _DESCRS = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
@@ -155,6 +161,194 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     except OSError:
         pass
     return path
+
+
+# Strings of JSON text (where brackets do not count), found without parsing: "..." with escapes.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# mkstemp's random part (8 of a-z, 0-9, '_') and atomic_write's suffix.
+_TEMPORARY_TAIL = re.compile(r"[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporary files that killed :func:`atomic_write` calls to ``path`` left.
+
+    Only names of exactly the form ``.<name>.<8 random characters>.tmp`` next to ``path`` are
+    removed (compared as text: no wildcard in ``path`` can match another file's temporaries).
+    Do not call it while another process may be writing the same ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file whose temporaries to remove (it need not exist).
+
+    Returns
+    -------
+    int
+        How many were removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".run[1].ckpt.abcd1234.tmp").write_bytes(b"left by a kill")
+    >>> _ = (folder / ".run1.ckpt.abcd1234.tmp").write_bytes(b"another run's")
+    >>> remove_stale_temporaries(folder / "run[1].ckpt"), len(list(folder.iterdir()))
+    (1, 1)
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = 0
+    try:
+        entries = list(os.scandir(path.parent if str(path.parent) else "."))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(prefix) or not _TEMPORARY_TAIL.fullmatch(name[len(prefix) :]):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in JSON text, found without parsing it.
+
+    Python's JSON reader recurses once per level, so text nested a few thousand deep crashes
+    it; this count (brackets outside strings, a running sum) takes no recursion at all.
+
+    Examples
+    --------
+    >>> json_depth(b'{"a": [1, [2]], "b": "[[["}'), json_depth(b"3")
+    (3, 0)
+    """
+    bare = np.frombuffer(_JSON_STRING.sub(b"", raw), dtype=np.uint8)
+    if not bare.size:
+        return 0
+    opens = (bare == ord("[")) | (bare == ord("{"))
+    closes = (bare == ord("]")) | (bare == ord("}"))
+    return int(max(0, np.cumsum(opens.astype(np.int64) - closes).max()))
+
+
+def _json_object(raw: bytes, name: str, max_depth: int) -> dict:
+    """Parse a JSON object, or raise ValueError saying what is wrong (the caller adds where)."""
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise ValueError(
+            f"{name} nests arrays and objects {depth} levels deep, more than the {max_depth} "
+            "descend reads; the file is corrupt or hostile"
+        )
+    try:
+        content = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{name} is not valid JSON ({_reason(exc)})") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{name} holds {type(content).__name__}, not a JSON object")
+    return content
+
+
+def _kind_of(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "named pipe"),
+             (stat.S_ISSOCK, "socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> int:
+    """The size of ``path`` if it is a regular file (a link to one counts); else an error.
+
+    A device (a link to ``/dev/zero`` reads forever), a named pipe (blocks), a folder or a
+    socket is refused before it is opened.
+
+    Raises
+    ------
+    FileNotFoundError
+        When nothing is there.
+    ModelFileError
+        When it is not a regular file, or cannot be examined.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_regular_file("/dev/null", "model file")
+    ... except ModelFileError as err:
+    ...     print(err)
+    /dev/null is a character device, not a regular file; the model file must be a plain file
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path}; check the path") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(
+            f"{path} is a {_kind_of(info.st_mode)}, not a regular file; the {what} must be a "
+            "plain file"
+        )
+    return info.st_size
+
+
+def read_json_file(
+    path: str | os.PathLike,
+    what: str = "JSON file",
+    *,
+    max_bytes: int = MAX_CONFIG_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> dict:
+    """Read a JSON object from a file with the model loader's limits.
+
+    The file must be a regular file of at most ``max_bytes`` bytes (checked before reading),
+    UTF-8 JSON nested at most ``max_depth`` deep (checked before parsing), holding an object.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    what : str, default "JSON file"
+        How the file is called in messages (``"preprocess.json"``, ...).
+    max_bytes : int, default 1 MiB
+    max_depth : int, default 100
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ModelFileError
+        For anything else, in one line that starts with the path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "info.json"
+    >>> _ = path.write_text('{"n": [1, 2]}')
+    >>> read_json_file(path)
+    {'n': [1, 2]}
+    """
+    size = check_regular_file(path, what)
+    if size > max_bytes:
+        raise ModelFileError(
+            f"{path} has {size} bytes, more than the {max_bytes} a {what} can need; the file is "
+            "corrupt or hostile"
+        )
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise ModelFileError(f"{path} grew beyond {max_bytes} bytes while it was read")
+    try:
+        return _json_object(raw, "it", max_depth)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -265,6 +459,8 @@ class ArchiveReader:
     def __init__(self, path: str | os.PathLike, what: str = "model file") -> None:
         self.path = Path(path)
         self.what = what
+        if self.path.exists() and not self.path.is_dir():  # a device or a pipe: never opened
+            check_regular_file(self.path, what)
         if not self.path.is_file():
             raise FileNotFoundError(
                 f"no {what} at {self.path}; check the path (ds.save writes .npz)"
@@ -360,7 +556,8 @@ class ArchiveReader:
         Raises
         ------
         ModelFileError
-            Missing, larger than ``max_bytes``, not UTF-8 JSON, or not a JSON object.
+            Missing, larger than ``max_bytes``, nested more than 100 deep, not UTF-8 JSON, or not a
+        JSON object.
         """
         info = self._info(member, f"has no {member}: it is not a descend {self.what}")
         if info.file_size > max_bytes:
@@ -370,12 +567,9 @@ class ArchiveReader:
             )
         raw = self._read_all(info)
         try:
-            content = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise self.error(f"{member} is not valid JSON ({_reason(exc)})") from None
-        if not isinstance(content, dict):
-            raise self.error(f"{member} holds {type(content).__name__}, not a JSON object")
-        return content
+            return _json_object(raw, member, MAX_JSON_DEPTH)
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
 
     def read_array(
         self,
@@ -408,7 +602,7 @@ class ArchiveReader:
         info = self._info(member, f"the array {what} ({member}) is missing")
         raw = self._read_all(info)
         try:
-            descr, fortran, found_shape, offset = _parse_npy_header(raw)
+            descr, fortran, found_shape, offset = parse_npy_header(raw)
         except _READ_ERRORS as exc:
             raise self.error(f"{member} has no valid array header ({_reason(exc)})") from None
         allowed = {np.dtype(d) for d in dtypes}
@@ -445,8 +639,19 @@ class ArchiveReader:
             )
 
 
-def _parse_npy_header(raw: bytes) -> tuple[str, bool, tuple[int, ...], int]:
-    """(descr, fortran_order, shape, data offset) of a .npy file, parsed without executing it."""
+def parse_npy_header(raw: bytes) -> tuple[str, bool, tuple[int, ...], int]:
+    """(descr, fortran_order, shape, data offset) of a .npy file, parsed without executing it.
+
+    ``raw`` is the file's start (at least its header: ``MAX_NPY_HEADER_BYTES + 12`` bytes
+    suffice). Raises ValueError, SyntaxError or struct.error for anything but a valid header.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> buffer = io.BytesIO(); np.save(buffer, np.zeros((3, 2)))
+    >>> parse_npy_header(buffer.getvalue())
+    ('<f8', False, (3, 2), 128)
+    """
     if raw[:6] != _NPY_MAGIC or len(raw) < 10:
         raise ValueError("not a .npy array (bad magic string)")
     major = raw[6]
@@ -515,6 +720,13 @@ def model_members(model: Module) -> tuple[dict, dict[str, np.ndarray]]:
             n: {"shape": list(p.shape), "dtype": str(p.dtype)} for n, p in params.items()
         },
     }
+    depth = json_depth(json.dumps(config).encode())
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(
+            f"the model's description nests {depth} levels deep, more than the {MAX_JSON_DEPTH} "
+            "a model file may (modules nested that deep exhaust Python's recursion); flatten "
+            "the nested Sequentials into one"
+        )
     return config, {name: p.data for name, p in params.items()}
 
 

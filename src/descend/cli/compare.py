@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if len(set(labels)) != len(labels):
         raise UsageError(f"--batches names the same variant twice ({', '.join(labels)})")
     sizes = [data.n_features, *values["hidden"], n_out]
+    from descend.cli.limits import check_network
+
+    check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
 
     def model(seed: int):
         return ds.nn.mlp(sizes, values["activation"], output_activation, seed=seed)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,21 @@ from typing import Any
 import numpy as np
 
 from descend.cli.errors import CLIError, UsageError
+from descend.cli.limits import check_memory, human_bytes
+from descend.io import MAX_NPY_HEADER_BYTES, ModelFileError, check_regular_file, parse_npy_header
 
 BUILTIN = ("digits", "breast_cancer", "diabetes", "moons", "circles", "spiral", "xor")
 SYNTHETIC = ("moons", "circles", "spiral", "xor")
 FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".npy")
 # An integer target with at most this many distinct values is taken for class labels.
 MAX_AUTO_CLASSES = 20
+# Memory per byte of a CSV file while it is read: the text, the rows of strings, the floats
+# (measured: 18 for cells of 6 characters; shorter cells cost more per byte).
+CSV_BYTES_FACTOR = 32
+# Memory per value of a .npy array: the float64 copy of the features and the target's list.
+NPY_VALUE_BYTES = 48
+# What a broken .npy header can make the parser raise.
+_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, struct.error, RecursionError, MemoryError)
 
 
 @dataclass
@@ -103,6 +114,7 @@ def load(spec: str, target: str | None = None, task: str = "auto") -> Dataset:
             raise CLIError(f"data file {spec} not found; check the path (relative to {Path.cwd()})")
         if path.is_dir():
             raise UsageError(f"{spec} is a folder; give a .csv or .npy file")
+        data_file_size(path)
         if path.suffix.lower() == ".npy":
             data = _load_npy(path, target)
         else:
@@ -144,6 +156,9 @@ def _load_builtin(spec: str) -> Dataset:
                         f"e.g. {name}:500"
                     )
                 kwargs["n_samples"] = int(arg)
+                # Inputs, targets and the generator's work arrays, float64.
+                check_memory(int(arg) * 8 * 12, f"{spec!r} ({int(arg):,} samples)",
+                             f"ask for fewer samples, e.g. {name}:10000")  # fmt: skip
             X, y = getattr(ds.datasets, name)(**kwargs)
             classes = sorted(int(c) for c in np.unique(y))
         else:
@@ -194,7 +209,8 @@ def _parse_digits(arg: str, spec: str) -> tuple[int, ...]:
 def _sniff_delimiter(path: Path, sample: str) -> str:
     if path.suffix.lower() == ".tsv":
         return "\t"
-    first = sample.splitlines()[0] if sample else ""
+    # Lines end where the CSV reader ends them (\r or \n), not at str.splitlines' U+2028 etc.
+    first = re.split(r"\r\n|\r|\n", sample, maxsplit=1)[0]
     counts = {d: first.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=counts.get)
     return best if counts[best] else ","
@@ -210,6 +226,9 @@ def _is_number(text: str) -> bool:
 
 def read_table(path: Path) -> tuple[list[str], list[list[str]], bool]:
     """The header (or column numbers) and the rows of a CSV file, as text."""
+    size = data_file_size(path)
+    check_memory(size * CSV_BYTES_FACTOR, f"the CSV file {path} ({human_bytes(size)})",
+                 "use a smaller file, or save the data as .npy")  # fmt: skip
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -217,7 +236,18 @@ def read_table(path: Path) -> tuple[list[str], list[list[str]], bool]:
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror}") from None
     delimiter = _sniff_delimiter(path, text[:4096])
-    rows = [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if row]
+    # newline="": only \r and \n end a line; a quoted field keeps U+2028 and the like.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = [row for row in reader if row]
+    except csv.Error as exc:
+        limit = csv.field_size_limit()
+        why = (f"a field is longer than {limit:,} characters, the most descend reads"
+               if "field limit" in str(exc) else f"it is not valid CSV ({exc})")  # fmt: skip
+        raise CLIError(
+            f"{path}, line {reader.line_num}: {why}; fix the file (a quote left open makes the "
+            "rest of the file one field)"
+        ) from None
     if not rows:
         raise CLIError(f"{path} is empty; it needs a header line and at least one row of data")
     first = [cell.strip() for cell in rows[0]]
@@ -298,20 +328,74 @@ def _load_csv(path: Path, target: str | None) -> Dataset:
     return data
 
 
-def _load_npy(path: Path, target: str | None) -> Dataset:
+def data_file_size(path: Path) -> int:
+    """The size of a data file, which must be a regular file (not a device, pipe or folder)."""
     try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise CLIError(f"{path} is not a numeric .npy array ({exc})") from None
+        return check_regular_file(path, "data file")
+    except ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+    except FileNotFoundError:
+        raise CLIError(f"data file {path} not found; check the path") from None
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A 2-D numeric ``.npy`` array, memory-mapped read-only, checked as the model loader checks.
+
+    The header is parsed as a literal (no pickle, no objects), the bytes it announces must be
+    the bytes the file holds, and the memory the command will need for it must be available:
+    all before any data is read.
+    """
+    size = data_file_size(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(MAX_NPY_HEADER_BYTES + 12)
     except OSError as exc:
-        raise CLIError(f"cannot read {path}: {exc}") from None
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.shape[1] < 2:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         raise CLIError(
-            f"{path} holds an array of shape {getattr(array, 'shape', '?')}; it must be 2-D, one "
-            "row per sample, with the features and the target as columns"
+            f"{path} is a zip archive (an .npz?), not a .npy array; save one array with "
+            "np.save(path, array)"
         )
-    if array.dtype.kind not in "biuf":
-        raise CLIError(f"{path} holds {array.dtype} values; it must hold numbers")
+    try:
+        descr, _, shape, offset = parse_npy_header(head)
+        dtype = np.dtype(descr)
+    except _HEADER_ERRORS as exc:
+        raise CLIError(f"{path} is not a .npy array ({type(exc).__name__}: {exc})") from None
+    if dtype.kind not in "biuf":
+        raise CLIError(f"{path} holds {dtype} values; it must hold numbers")
+    if len(shape) != 2 or shape[1] < 1 or shape[0] < 1:
+        raise CLIError(
+            f"{path} holds an array of shape {shape}; it must be 2-D, one row per sample, with "
+            "the features (and the target) as columns"
+        )
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_bytes != size - offset:
+        raise CLIError(
+            f"{path}: its header announces a {shape[0]:,} x {shape[1]:,} array of {dtype} "
+            f"({human_bytes(n_bytes)}) but the file holds {human_bytes(size - offset)} of data; "
+            "the file is truncated or corrupt"
+        )
+    check_memory(math.prod(shape) * NPY_VALUE_BYTES,
+                 f"{path} (a {shape[0]:,} x {shape[1]:,} array)",
+                 "use fewer rows, or train in Python with ds.fit on a memory map")  # fmt: skip
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from None
+
+
+def _first_not_finite(column: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(np.asarray(column, dtype=np.float64)))
+    return int(bad[0]) if bad.size else None
+
+
+def _load_npy(path: Path, target: str | None) -> Dataset:
+    array = read_npy(path)
+    if array.shape[1] < 2:
+        raise CLIError(
+            f"{path} holds an array of shape {array.shape}; it must be 2-D, one row per sample, "
+            "with the features and the target as columns"
+        )
     n_cols = array.shape[1]
     if target is None:
         t = n_cols - 1
@@ -326,6 +410,12 @@ def _load_npy(path: Path, target: str | None) -> Dataset:
         if not -n_cols <= t < n_cols:
             raise UsageError(f"--target {t} is out of range: {path} has columns 0 to {n_cols - 1}")
         t %= n_cols
+    row = _first_not_finite(array[:, t])
+    if row is not None:
+        raise CLIError(
+            f"{path}: row {row} holds {array[row, t]} in the target column {t}; a target must be "
+            "a number (or a class code): replace or remove that row"
+        )
     X = np.delete(array, t, axis=1).astype(np.float64)
     if not np.isfinite(X).all():
         row, col = np.argwhere(~np.isfinite(X))[0]
@@ -419,39 +509,65 @@ def load_for_model(
     and ``kind`` (``"builtin"``, ``"csv"`` or ``"npy"``). Feature columns of a CSV file are
     found by name when the model was trained on a CSV file with a header; otherwise by position.
     """
-    features: list[str] = info["features"]
-    n_features = len(features)
     if not is_file_spec(spec):
-        data = load(spec, target, task=info["task"] if info["task"] == "regression" else "auto")
-        _check_width(data.n_features, n_features, spec)
-        if info["task"] == "classification" and data.y is not None:
-            if data.classes is None:
-                raise CLIError(f"{spec} is regression data; the model is a classifier")
-            labels = [data.classes[c] for c in data.y]
-            data.y = encode_labels(labels, info["classes"], spec)
-            data.classes = info["classes"]
-        data.task = info["task"]
-        return data
+        return _builtin_for_model(spec, info, target)
     path = Path(spec)
     if not path.exists():
         raise CLIError(f"data file {spec} not found; check the path (relative to {Path.cwd()})")
+    header, cells, has_header, by_name = _file_columns(path, info)
+    t, feature_idx = _columns_for_model(header, path, info, target, by_name)
+    first_line = 2 if has_header else 1
+    X = np.column_stack(
+        [_column_floats([str(v) for v in cells[j]], header[j], path, first_line)
+         for j in feature_idx]
+    )  # fmt: skip
+    data = Dataset(
+        name=str(path), X=X, y=None, task=info["task"], features=info["features"],
+        target=header[t] if t is not None else None, classes=info.get("classes"),
+        source=f"file {path}",
+    )  # fmt: skip
+    if t is None:
+        if need_target:
+            raise CLIError(
+                f"{path} has no target column {info.get('target')!r} to compare with; add it, "
+                "or name it with --target"
+            )
+        return data
+    data.y = _targets_for_model([str(v).strip() for v in cells[t]], info, header[t], path)
+    return data
+
+
+def _builtin_for_model(spec: str, info: dict, target: str | None) -> Dataset:
+    data = load(spec, target, task=info["task"] if info["task"] == "regression" else "auto")
+    _check_width(data.n_features, len(info["features"]), spec)
+    if info["task"] == "classification" and data.y is not None:
+        if data.classes is None:
+            raise CLIError(f"{spec} is regression data; the model is a classifier")
+        labels = [data.classes[c] for c in data.y]
+        data.y = encode_labels(labels, info["classes"], spec)
+        data.classes = info["classes"]
+    data.task = info["task"]
+    return data
+
+
+def _file_columns(path: Path, info: dict) -> tuple[list[str], list[list], bool, bool]:
+    """The header, the columns (as lists), whether there is a header line, whether the
+    features are to be found by name."""
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CLIError(f"{path} is not a numeric .npy array ({exc})") from None
-        if array.ndim != 2 or array.dtype.kind not in "biuf":
-            raise CLIError(f"{path} must hold a 2-D array of numbers, one row per sample")
-        header = [str(j) for j in range(array.shape[1])]
-        cells = array.T.tolist()
-        by_name = has_header = False
-    else:
-        header, body, has_header = read_table(path)
-        cells = [list(col) for col in zip(*body, strict=True)]
-        by_name = has_header and info.get("kind") == "csv"
-    n_cols = len(header)
-    t: int | None = None
+        array = read_npy(path)
+        return [str(j) for j in range(array.shape[1])], array.T.tolist(), False, False
+    header, body, has_header = read_table(path)
+    cells = [list(col) for col in zip(*body, strict=True)]
+    return header, cells, has_header, has_header and info.get("kind") == "csv"
+
+
+def _columns_for_model(
+    header: list[str], path: Path, info: dict, target: str | None, by_name: bool
+) -> tuple[int | None, list[int]]:
+    """The target's column (None when absent) and the feature columns, in the model's order."""
+    features: list[str] = info["features"]
     if by_name:
+        t = None
         if target is not None:
             t = find_column(header, target, path)
         elif info.get("target") in header:
@@ -463,55 +579,75 @@ def load_for_model(
                 f"{', '.join(missing[:10])} that the model was trained on; its columns: "
                 f"{', '.join(header[:30])}"
             )
-        feature_idx = [header.index(f) for f in features]
+        return t, [header.index(f) for f in features]
+    n_cols, n_features = len(header), len(features)
+    if n_cols == n_features:
+        return None, list(range(n_cols))
+    if n_cols != n_features + 1:
+        raise CLIError(
+            f"{path} has {n_cols} columns; the model takes {n_features} features (give "
+            f"{n_features} columns, or {n_features + 1} with the target)"
+        )
+    saved = str(info.get("target") or "")
+    if target is not None:
+        t = int(target) % n_cols if target.lstrip("-").isdigit() else (
+            find_column(header, target, path))  # fmt: skip
+    elif info.get("kind") == "npy" and saved.lstrip("-").isdigit():
+        t = int(saved) % n_cols
     else:
-        if n_cols == n_features + 1:
-            if target is None:
-                t = n_cols - 1
-                if info.get("kind") == "npy" and info.get("target", "").lstrip("-").isdigit():
-                    t = int(info["target"]) % n_cols
-            else:
-                t = (
-                    find_column(header, target, path)
-                    if not target.lstrip("-").isdigit()
-                    else (int(target) % n_cols)
-                )
-        elif n_cols != n_features:
-            raise CLIError(
-                f"{path} has {n_cols} columns; the model takes {n_features} features (give "
-                f"{n_features} columns, or {n_features + 1} with the target)"
-            )
-        feature_idx = [j for j in range(n_cols) if j != t]
-    first_line = 2 if has_header else 1
-    X = np.column_stack(
-        [_column_floats([str(v) for v in cells[j]], header[j], path, first_line)
-         for j in feature_idx]
-    )  # fmt: skip
-    data = Dataset(
-        name=str(path), X=X, y=None, task=info["task"], features=features,
-        target=header[t] if t is not None else None, classes=info.get("classes"),
-        source=f"file {path}",
-    )  # fmt: skip
-    if t is None:
-        if need_target:
-            raise CLIError(
-                f"{path} has no target column {info.get('target')!r} to compare with; add it, "
-                "or name it with --target"
-            )
-        return data
-    raw = [str(v).strip() for v in cells[t]]
+        t = n_cols - 1
+    return t, [j for j in range(n_cols) if j != t]
+
+
+def _targets_for_model(raw: list[str], info: dict, name: str, path: Path) -> np.ndarray:
     if info["task"] == "classification":
-        data.y = encode_labels(raw, info["classes"], str(path))
-    else:
-        values = [_as_float(v) for v in raw]
-        if any(v is None for v in values):
-            bad = next(i for i, v in enumerate(values) if v is None)
+        return encode_labels(raw, info["classes"], str(path))
+    values = [_as_float(v) for v in raw]
+    bad = next((i for i, v in enumerate(values) if v is None), None)
+    if bad is not None:
+        raise CLIError(
+            f"{path}: the target column {name!r} holds {raw[bad]!r} in row {bad + 1}; the "
+            "model predicts numbers"
+        )
+    return np.asarray(values, dtype=np.float64)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Standardising subtracts the mean: values beyond half the largest float64 could overflow.
+STANDARDIZE_MAX = float(np.finfo(np.float64).max) / 2
+
+
+def check_magnitudes(data: Dataset, standardize: bool | None) -> None:
+    """Refuse values the model cannot take: features beyond float32 when they are not
+    standardised (beyond half of float64 when they are), a regression target beyond float32.
+
+    >>> X = np.array([[1.0], [1e300]])
+    >>> try:
+    ...     check_magnitudes(Dataset("d", X, None, "auto", ["a"], None), standardize=False)
+    ... except CLIError as err:
+    ...     print(str(err).split(";")[0])
+    d: feature 'a' holds values up to 1e+300, more than float32 (the network's numbers) holds
+    """
+    if data.n_samples == 0:
+        return
+    peak = np.abs(data.X).max(axis=0).astype(np.float64)  # compared with float64 limits
+    limit = FLOAT32_MAX if standardize is False else STANDARDIZE_MAX
+    why = "float32 (the network's numbers) holds" if standardize is False else (
+        "standardising can handle")  # fmt: skip
+    fix = "standardise it (drop --no-standardize) or " if standardize is False else ""
+    if (peak > limit).any():
+        j = int(np.flatnonzero(peak > limit)[0])
+        raise CLIError(
+            f"{data.name}: feature {data.features[j]!r} holds values up to {peak[j]:.3g}, more "
+            f"than {why}; {fix}rescale it (e.g. divide it by a power of ten)"
+        )
+    if data.task == "regression" and data.y is not None:
+        top = float(np.abs(data.y).max()) if np.size(data.y) else 0.0
+        if top > FLOAT32_MAX:
             raise CLIError(
-                f"{path}: the target column {header[t]!r} holds {raw[bad]!r} in row {bad + 1}; "
-                "the model predicts numbers"
+                f"{data.name}: the target {data.target!r} holds values up to {top:.3g}, more "
+                f"than float32 (the network's numbers) holds; rescale it"
             )
-        data.y = np.asarray(values, dtype=np.float64)
-    return data
 
 
 def _check_width(got: int, expected: int, spec: str) -> None:

@@ -118,7 +118,7 @@ def cost_of_parameters(model, X: np.ndarray, y: np.ndarray, loss: str):
 
 def _batch(args, model, n_in: int, n_out: int, activation: str | None):
     """Inputs, targets and the cost to check with."""
-    from descend.cli import data as data_module
+    from descend.cli.runfiles import run_data
     from descend.cli.runs import load_run
     from descend.cli.train import scaled_target
 
@@ -126,8 +126,8 @@ def _batch(args, model, n_in: int, n_out: int, activation: str | None):
     n = args.samples
     if target.is_dir():
         run = load_run(target)
-        spec = args.data or run.info.get("data")
-        data = data_module.load_for_model(spec, run.info, None, need_target=True)
+        spec = args.data or run.info["data"]
+        data = run_data(run, args.data)
         X = run.transform(data.X[:n]).astype(np.float64)
         y = scaled_target(data.y[:n], run.info)
         return X, np.asarray(y), args.loss or run.loss, spec

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from descend.cli import data as data_module
 from descend.cli.console import text_table
 from descend.cli.errors import UsageError
 from descend.cli.figures import Figures
@@ -114,11 +113,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``descend inspect``."""
     import descend as ds
     from descend.cli.gradcheck import _float64_copy
+    from descend.cli.runfiles import run_data
     from descend.cli.train import scaled_target
 
     run_ = load_run(args.run)
-    spec = args.data or run_.info.get("data")
-    data = data_module.load_for_model(spec, run_.info, None, need_target=True)
+    spec = args.data or run_.info["data"]
+    data = run_data(run_, args.data)
     if not -data.n_samples <= args.sample < data.n_samples:
         raise UsageError(
             f"--sample {args.sample} is out of range: {spec} has rows 0 to {data.n_samples - 1}"

@@ -66,24 +66,38 @@ def register(subparsers, parents) -> None:
 
 def training_data(run) -> tuple[np.ndarray, np.ndarray]:
     """The run's training split, rebuilt from its config (same seed, same split, same scaling)."""
+    from descend.cli.options import config_values
     from descend.cli.train import OPTIONS, prepare, scaled_target
 
     values = {o.key: o.default for o in OPTIONS}
-    values.update(run.config)
+    # config.toml is a file of the folder like any other: checked as a --config file is.
+    values.update(config_values(OPTIONS, run.config, "train", f"{run.folder}/config.toml"))
     if not values.get("data"):
         raise CLIError(f"{run.folder}/config.toml does not name the data; cannot rebuild it")
-    data = data_module.load(values["data"], values.get("target"), values.get("task", "auto"))
-    prep = prepare(data, values)
+    try:
+        data = data_module.load(values["data"], values["target"], values["task"])
+        prep = prepare(data, values)
+    except CLIError as exc:
+        raise type(exc)(f"{exc} (the data named in {run.folder}/config.toml)") from None
     return prep.X_train, scaled_target(prep.y_train, prep.info)
+
+
+# Far beyond the weights' own scale the outputs overflow float32 and the plane says nothing.
+MAX_EXTENT = 1e6
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``descend landscape``."""
+    from descend.cli.runfiles import read_trajectory
+
     run_ = load_run(args.run)
     if args.resolution < 3 or args.resolution > 201:
         raise UsageError(f"--resolution must be between 3 and 201, got {args.resolution}")
-    if args.extent is not None and not args.extent > 0:
-        raise UsageError(f"--extent must be greater than 0, got {args.extent}")
+    if args.extent is not None and not 0 < args.extent < MAX_EXTENT:
+        raise UsageError(
+            f"--extent must be a number greater than 0 and below {MAX_EXTENT:g} (the plane's "
+            f"half-width in weight units), got {args.extent}"
+        )
     experiments = experiments_module()
     if experiments is None or not hasattr(experiments, "loss_plane"):
         raise CLIError(
@@ -93,11 +107,8 @@ def run(args: argparse.Namespace) -> int:
     final = np.concatenate([p.data.ravel() for p in run_.model.parameters()]).astype(np.float64)
     path = Path(run_.folder) / "trajectory.npz"
     note = ""
-    if path.exists():
-        with np.load(path, allow_pickle=False) as archive:
-            trajectory = np.asarray(archive["snapshots"], dtype=np.float64)
-        if trajectory.ndim != 2 or trajectory.shape[1] != final.size:
-            raise CLIError(f"{path} does not match the model ({trajectory.shape}); retrain it")
+    if path.exists() or path.is_symlink():
+        trajectory = read_trajectory(path, final.size)  # checked as the model file is
     elif args.method == "pca":
         raise CLIError(
             f"{run_.folder} has no trajectory.npz (the recorded path of the weights) for the PCA "

@@ -29,6 +29,11 @@ else:  # pragma: no cover - Python 3.10
 
 # Integer options for which 0 is meaningful (every other integer option must be >= 1).
 ZERO_OK = ("seed", "patience", "sample")
+# The tables a config file may hold: one per command (a shared file configures several).
+COMMANDS = ("train", "compare", "surface", "landscape", "inspect", "evaluate", "predict",
+            "gradcheck", "sweep", "playground")  # fmt: skip
+# A config file is a page of settings; a larger one is not a config file.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def parse_hidden(value: Any, where: str) -> list[int]:
     for item in items:
         try:
             size = int(item) if not isinstance(item, bool | float) else None
-        except ValueError:
+        except (TypeError, ValueError):
             size = None
         if size is None or size < 1:
             raise UsageError(
@@ -257,17 +262,75 @@ def add_to_parser(parser: argparse.ArgumentParser, options: Sequence[Option]) ->
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file, or raise a one-line error saying what is wrong with it."""
+    from descend.io import ModelFileError, check_regular_file
+
     path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"config file {path} not found; give the path of a .toml file")
+    try:
+        size = check_regular_file(path, "config file")
+    except (FileNotFoundError, ModelFileError) as exc:
+        if isinstance(exc, FileNotFoundError) or path.is_dir():
+            raise CLIError(f"config file {path} not found; give the path of a .toml file") from None
+        raise UsageError(str(exc)) from None
+    if size > MAX_CONFIG_BYTES:
+        raise UsageError(
+            f"config file {path} has {size} bytes, more than the {MAX_CONFIG_BYTES} a config "
+            "file can need; give the .toml file of descend's settings"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"config file {path} is not UTF-8 text") from None
+    except RecursionError:  # the TOML reader recurses into nested arrays and tables
+        raise UsageError(
+            f"config file {path} nests arrays or tables too deeply to read; descend's settings "
+            "are flat (key = value)"
+        ) from None
     # A [train] (or [compare], ...) table is accepted as well as top-level keys.
     return data
+
+
+def settings_of(data: dict[str, Any], section: str, path: str | Path) -> dict[str, Any]:
+    """The settings a config file gives command ``section``: its top-level keys, then its
+    ``[section]`` table. Tables of other commands are left for them; any other table is an error
+    (a misspelled ``[trian]`` would otherwise be ignored without a word).
+
+    >>> settings_of({"epochs": 3, "train": {"lr": 0.1}, "compare": {"seeds": [1]}}, "train", "f")
+    {'epochs': 3, 'lr': 0.1}
+    """
+    for name, value in data.items():
+        if isinstance(value, dict) and name not in COMMANDS:
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise UsageError(
+                f"config file {path}: unknown table [{name}]{hint}; put settings at the top "
+                f"level or in a table named after a command, e.g. [{section}]"
+            )
+    flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    flat.update(data.get(section, {}))
+    return flat
+
+
+def config_values(
+    options: Sequence[Option], data: dict[str, Any], section: str, path: str | Path
+) -> dict[str, Any]:
+    """The settings of a config file's content for command ``section``, checked and converted
+    (unknown keys and tables are errors).
+
+    >>> from descend.cli.train import OPTIONS
+    >>> config_values(OPTIONS, {"epochs": 3, "train": {"hidden": "8,4"}}, "train", "f.toml")
+    {'epochs': 3, 'hidden': [8, 4]}
+    """
+    by_key = {o.key: o for o in options}
+    flat = settings_of(data, section, path)
+    unknown = sorted(set(flat) - set(by_key))
+    if unknown:
+        raise UsageError(
+            f"config file {path}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}; valid keys: {', '.join(by_key)}"
+        )
+    return {key: convert(by_key[key], value, f"{key} in {path}") for key, value in flat.items()}
 
 
 def resolve(
@@ -277,21 +340,9 @@ def resolve(
     section: str,
 ) -> dict[str, Any]:
     """Settle every option: default, then the config file, then the command line."""
-    by_key = {o.key: o for o in options}
     values = {o.key: o.default for o in options}
     if config_path:
-        data = read_toml(config_path)
-        table = data.get(section, {}) if isinstance(data.get(section), dict) else {}
-        flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
-        flat.update(table)
-        unknown = sorted(set(flat) - set(by_key))
-        if unknown:
-            raise UsageError(
-                f"config file {config_path}: unknown key{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}; valid keys: {', '.join(by_key)}"
-            )
-        for key, value in flat.items():
-            values[key] = convert(by_key[key], value, f"{key} in {config_path}")
+        values.update(config_values(options, read_toml(config_path), section, config_path))
     for option in options:
         if option.key in vars(args):
             raw = getattr(args, option.key)

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from descend.cli import runfiles
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.options import dump_toml, read_toml
-from descend.io import ModelFileError, atomic_write
+from descend.io import atomic_write
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -143,7 +144,6 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read a run folder written by ``descend train``; errors say what is missing."""
-    import descend as ds
 
     folder = Path(path)
     if not folder.exists():
@@ -160,22 +160,9 @@ def load_run(path: str | Path) -> Run:
         raise CLIError(
             f"{folder} is not a run folder (no model.npz); give a folder written by descend train"
         )
-    try:
-        model = ds.load(model_path)
-    except ModelFileError as exc:
-        raise CLIError(str(exc)) from None
-    info_path = folder / "preprocess.json"
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CLIError(
-            f"{folder} has no preprocess.json; it was not written by descend train"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CLIError(f"{info_path} is not valid JSON ({exc})") from None
+    # Every file is read as the model file is: bounded, checked, one line naming it if wrong.
+    model = runfiles.read_model(model_path)
+    info = runfiles.read_info(folder, model)
     config = read_toml(folder / "config.toml") if (folder / "config.toml").exists() else {}
-    try:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        metrics = {}
+    metrics = runfiles.read_metrics(folder)
     return Run(folder=folder, model=model, config=config, info=info, metrics=metrics)

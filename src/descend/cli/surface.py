@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def register(subparsers, parents) -> None:
                         "the lower left of the picture)")  # fmt: skip
     parser.add_argument(
         "--lrs",
-        default="0.01,0.05,0.1",
+        default=None,
         metavar="LIST",
         help="camel: learning rates (default: 0.01,0.05,0.1)",
     )
@@ -108,8 +109,22 @@ def _check(args) -> None:
     for name in ("epochs", "starts", "steps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be greater than 0, got {args.lr}")
+    if not 0 < args.lr < math.inf:
+        raise UsageError(f"--lr must be a number greater than 0, got {args.lr}")
+    _start(args.start)  # every argument is checked before anything is computed or written
+    if args.problem == "camel":
+        from descend.cli.limits import check_memory
+
+        # Each start keeps its path (up to 200 points of 2 floats) for each rate and batch size.
+        check_memory(args.starts * 16 * 201 * 9, f"--starts {args.starts}",
+                     "use fewer starting points, e.g. --starts 100")  # fmt: skip
+    if args.lrs is not None:
+        parse_floats(args.lrs, "--lrs")  # checked whatever the problem: never silently ignored
+        if args.problem != "camel":
+            raise UsageError(
+                "--lrs (several learning rates) is for --problem camel; the line problem takes "
+                "one rate: --lr"
+            )
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
 
@@ -119,6 +134,8 @@ def _start(text: str | None) -> tuple[float, float] | None:
         return None
     try:
         w, b = (float(v) for v in text.split(","))
+        if not (math.isfinite(w) and math.isfinite(b)):
+            raise ValueError
     except ValueError:
         raise UsageError(f"--start must be two numbers w,b such as -2,1.5, got {text!r}") from None
     return w, b
@@ -209,8 +226,11 @@ def _line(args, experiments, batches, figures: Figures, out: Path):
     return report, rows, record
 
 
+DEFAULT_LRS = "0.01,0.05,0.1"
+
+
 def _camel(args, experiments, batches, figures: Figures):
-    lrs = parse_floats(args.lrs, "--lrs")
+    lrs = parse_floats(args.lrs or DEFAULT_LRS, "--lrs")
     if any(b != "full" and b > 100 for b in batches):
         raise UsageError("--batches: the camel problem has 100 samples; use sizes up to 100")
     result = experiments.local_minima(

@@ -154,6 +154,7 @@ def prepare(data: data_module.Dataset, values: dict[str, Any]) -> Prepared:
     """Split into training, validation and test parts, then standardise with training statistics."""
     import descend as ds
 
+    data_module.check_magnitudes(data, values["standardize"])
     X, y, seed = data.X, data.y, values["seed"]
     n = len(X)
     classification = data.task == "classification"
@@ -298,6 +299,9 @@ def run(args: argparse.Namespace) -> int:
     folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
                        default=not values["out"])  # fmt: skip
     sizes = [data.n_features, *values["hidden"], n_out]
+    from descend.cli.limits import check_network
+
+    check_network(sizes, data.n_samples, f"--hidden {','.join(map(str, values['hidden']))}")
     model = ds.nn.mlp(sizes, values["activation"], output_activation, seed=values["seed"])
     prep.info.update(loss=loss, output_activation=output_activation, sizes=sizes)
     if not args.quiet:

@@ -10,7 +10,7 @@
 from descend.data.batching import Batches, batches
 from descend.data.scaling import NotFittedError, Standardizer, standardize
 from descend.data.split import train_test_split
-from descend.data.validation import as_generator, check_array, check_X_y
+from descend.data.validation import as_generator, check_array, check_batch_finite, check_X_y
 
 __all__ = [
     "Batches",
@@ -20,6 +20,7 @@ __all__ = [
     "batches",
     "check_X_y",
     "check_array",
+    "check_batch_finite",
     "standardize",
     "train_test_split",
 ]

@@ -27,7 +27,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from descend.data.validation import _check_bool, as_generator, check_X_y
+from descend.data.validation import (
+    _check_bool,
+    as_generator,
+    check_batch_finite,
+    check_X_y,
+    is_memory_mapped,
+)
 
 __all__ = ["Batches", "batches"]
 
@@ -53,6 +59,9 @@ class Batches:
         Whether each epoch draws a new permutation (never done for a full batch).
     drop_last : bool
         Whether a last, smaller batch is skipped.
+    check_finite : bool
+        Whether each batch is checked for NaN and inf as it is read (by default, when `X` or
+        `y` is memory-mapped).
 
     Examples
     --------
@@ -74,10 +83,15 @@ class Batches:
         shuffle: bool = True,
         seed: int | np.random.Generator | None = None,
         drop_last: bool = False,
+        check_finite: bool | None = None,
     ) -> None:
         # No NaN scan: that reads every value, which fit does once and a memmap must not do.
         self.X, self.y = check_X_y(X, y, finite=False)
         self.n_samples = len(self.X)
+        if check_finite is None:  # data too large to scan up front is checked as it is read
+            check_finite = is_memory_mapped(self.X) or is_memory_mapped(self.y)
+        self.check_finite = _check_bool(check_finite, "check_finite")
+        self._full_checked = False
         self.batch_size = _resolve_batch_size(batch_size, self.n_samples)
         self.shuffle = _check_bool(shuffle, "shuffle")
         self.drop_last = _check_bool(drop_last, "drop_last")
@@ -130,7 +144,10 @@ class Batches:
             raise ValueError(f"start must be in [0, {len(self)}] (batches per epoch), got {start}")
         if self.batch_size == self.n_samples:
             # A full batch is the data itself: permuting it would only change the summation
-            # order inside the loss, so it is neither shuffled nor copied.
+            # order inside the loss, so it is neither shuffled nor copied (nor checked twice).
+            if self.check_finite and not self._full_checked and start == 0:
+                check_batch_finite(self.X, self.y, slice(0, self.n_samples))
+                self._full_checked = True
             return iter(((self.X, self.y),)[start:])
         # Drawn here, not lazily in the generator, so that every call is one epoch.
         order = self._rng.permutation(self.n_samples) if self.shuffle else None
@@ -144,7 +161,10 @@ class Batches:
             take_y = take_y if y_file is None else y_file.read
             for start in range(first * k, len(self) * k, k):
                 rows = slice(start, start + k) if order is None else order[start : start + k]
-                yield take_x(rows), take_y(rows)
+                xb, yb = take_x(rows), take_y(rows)
+                if self.check_finite:
+                    check_batch_finite(xb, yb, rows)
+                yield xb, yb
 
     def __repr__(self) -> str:
         return (
@@ -227,6 +247,7 @@ def batches(
     shuffle: bool = True,
     seed: int | np.random.Generator | None = None,
     drop_last: bool = False,
+    check_finite: bool | None = None,
 ) -> Batches:
     """Split the data into batches, one gradient-descent update each; iterate once per epoch.
 
@@ -251,6 +272,10 @@ def batches(
         Generator is used as is (not copied).
     drop_last : bool, default=False
         Skip the last batch when it is smaller than `batch_size`.
+    check_finite : bool or None, default=None
+        Check each batch for NaN and inf as it is read, before it is used: a ValueError names
+        the row. None: only when `X` or `y` is memory-mapped (data too large to scan up front),
+        so that training stops before an update on a bad batch, not after.
 
     Returns
     -------
@@ -273,8 +298,9 @@ def batches(
 
     Notes
     -----
-    The values are not checked for NaN or inf here (that would read a memory map whole);
-    training checks them once.
+    The values are not checked for NaN or inf here (that would read a memory map whole):
+    training checks arrays in memory once, and memory-mapped ones are checked here batch by batch
+    (``check_finite``).
 
     Examples
     --------
@@ -295,7 +321,10 @@ def batches(
     >>> xb.shape, yb.shape
     ((1, 2), (1,))
     """
-    return Batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return Batches(
+        X, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+        check_finite=check_finite,
+    )  # fmt: skip
 
 
 def _resolve_batch_size(batch_size: object, n_samples: int) -> int:

@@ -42,7 +42,9 @@ class Standardizer:
     Notes
     -----
     Float inputs keep their dtype (float32 stays float32); bool and int inputs give float64.
-    The statistics are accumulated in float64 whatever the input dtype.
+    The statistics are accumulated in float64 whatever the input dtype, on each column divided
+    by its largest absolute value: values up to the largest float64 (1.8e308) give finite
+    statistics, where squaring them would overflow above about 1e154.
 
     Examples
     --------
@@ -80,8 +82,7 @@ class Standardizer:
         [2.0]
         """
         X = check_array(X)
-        mean = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
+        mean, scale = _mean_and_std(X)
         # Exact test for constant columns: their computed std can be a rounding error like 1e-17
         # rather than 0, and dividing by it would blow rounding noise up to order one.
         constant = X.max(axis=0) == X.min(axis=0)
@@ -182,6 +183,32 @@ class Standardizer:
 
     def __repr__(self) -> str:
         return "Standardizer()"
+
+
+def _mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) standard deviation in float64, without overflow.
+
+    Each column is divided by a power of two near its largest absolute value (exact: no digit
+    is lost), its statistics are computed on values in [-2, 2], then scaled back: the sum of
+    squares cannot overflow. A column whose values reach half the largest float64 is refused
+    (``X - mean`` could overflow when it is transformed).
+    """
+    peak = np.abs(X).max(axis=0).astype(np.float64)
+    # The power of two at or below the peak (1 for an all-zero column): scaled values in [-2, 2].
+    unit = np.ldexp(0.5, np.frexp(np.where(peak > 0, peak, 1.0))[1])
+    scaled = X / unit
+    mean = scaled.mean(axis=0, dtype=np.float64) * unit
+    std = scaled.std(axis=0, dtype=np.float64) * unit
+    with np.errstate(over="ignore"):
+        reach = peak + np.abs(mean)
+    if not np.isfinite(reach).all():
+        column = int(np.flatnonzero(~np.isfinite(reach))[0])
+        raise ValueError(
+            f"X's column {column} holds values too large to standardise in float64 (up to "
+            f"{peak[column]:.3g}; X - mean would overflow); rescale that feature first, e.g. "
+            "divide it by 1e300"
+        )
+    return mean, std
 
 
 def standardize(X_train: ArrayLike, *others: ArrayLike) -> tuple[np.ndarray, ...]:

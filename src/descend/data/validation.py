@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["as_generator", "check_array", "check_X_y"]
+__all__ = ["as_generator", "check_X_y", "check_array", "check_batch_finite", "is_memory_mapped"]
 
 # bool, signed int, unsigned int, float: what a loss or a matmul can consume.
 _NUMERIC_KINDS = "biuf"
@@ -316,6 +316,62 @@ def _check_finite(a: np.ndarray, name: str) -> None:
         f"{name} contains {' and '.join(parts)} (first in row {first_row}); remove those rows "
         f"or impute the missing values (e.g. with the column mean) before training"
     )
+
+
+def is_memory_mapped(a: Any) -> bool:
+    """Whether ``a`` is a memory map or a view of one (``np.asarray`` of a map is a plain view).
+
+    >>> import numpy as np, tempfile
+    >>> path = tempfile.mkdtemp() + "/x.npy"; np.save(path, np.zeros((2, 2)))
+    >>> m = np.load(path, mmap_mode="r")
+    >>> is_memory_mapped(np.asarray(m)), is_memory_mapped(np.zeros(2))
+    (True, False)
+    """
+    while a is not None:
+        if isinstance(a, np.memmap):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
+def check_batch_finite(
+    xb: np.ndarray, yb: np.ndarray | None, rows: slice | np.ndarray, *, name_X: str = "X",
+    name_y: str = "y",
+) -> None:  # fmt: skip
+    """Raise ValueError when a batch holds NaN or inf, naming the row of the whole data set.
+
+    For data checked as it is read (a memory-mapped file, too large to scan before training):
+    called on each batch before it is used, so that no update is made from a bad value.
+
+    Parameters
+    ----------
+    xb : ndarray of shape (m, ...)
+    yb : ndarray of shape (m, ...) or None
+    rows : slice or ndarray of int
+        Which rows of the data set the batch holds (``X[rows]`` is ``xb``).
+    name_X, name_y : str
+        Names for messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [np.nan]])
+    >>> check_batch_finite(X[[0, 1]], None, np.array([0, 1]))
+    >>> try:
+    ...     check_batch_finite(X[[1, 2]], None, np.array([1, 2]))
+    ... except ValueError as err:
+    ...     print(str(err).split(";")[0])
+    X holds NaN or inf in row 2 (found when its batch was read, before any update with it)
+    """
+    for a, name in ((xb, name_X), (yb, name_y)):
+        if a is None or all_finite(a):
+            continue
+        j = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0])
+        row = (rows.start or 0) + j if isinstance(rows, slice) else int(rows[j])
+        raise ValueError(
+            f"{name} holds NaN or inf in row {row} (found when its batch was read, before any "
+            "update with it); remove those rows or impute the missing values before training"
+        )
 
 
 def _check_bool(value: Any, name: str) -> bool:

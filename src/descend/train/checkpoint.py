@@ -56,6 +56,7 @@ from descend.io import (
     ArchiveReader,
     model_members,
     read_model,
+    remove_stale_temporaries,
     write_archive,
 )
 from descend.nn.module import Module
@@ -436,9 +437,12 @@ def load_checkpoint(path: str | os.PathLike) -> TrainingState:
         seen = _integer(archive, sums, "seen", "sums.")
         metric_sums = sums.get("metrics")
         if not isinstance(metric_sums, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in metric_sums.values()
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in metric_sums.values()
         ):
-            raise archive.error(f"{CHECKPOINT_MEMBER}: sums.metrics is not a table of numbers")
+            raise archive.error(
+                f"{CHECKPOINT_MEMBER}: sums.metrics is not a table of finite numbers"
+            )
         fit = info.get("fit")
         if not isinstance(fit, dict):
             raise archive.error(f"{CHECKPOINT_MEMBER} has no 'fit' table")
@@ -484,7 +488,8 @@ class Checkpoint(Callback):
     path : str or PathLike
         The file, rewritten at each save. ``{epoch}`` and ``{step}`` in it are replaced by the
         position (epochs completed, updates done), which keeps one file per save, e.g.
-        ``"run-{step}.ckpt"``.
+        ``"run-{step}.ckpt"``; any other character, braces and brackets included, is taken
+        literally.
     every : int, default 1
         Save every ``every`` units.
     unit : {"epochs", "steps"}, default "epochs"
@@ -497,8 +502,9 @@ class Checkpoint(Callback):
 
     Notes
     -----
-    At the start of training the temporary files that killed writes to ``path`` left behind
-    (``.<name>.*.tmp`` next to it) are removed: two runs must not share one checkpoint path.
+    Each save first removes the temporary files that killed saves to the same file left behind
+    (``.<name>.<8 characters>.tmp`` next to it, see :func:`descend.io.remove_stale_temporaries`):
+    two runs must not share one checkpoint path.
 
     Attributes
     ----------
@@ -555,11 +561,11 @@ class Checkpoint(Callback):
         self.state = state
 
     def _target(self) -> Path:
+        # Plain replacement, not str.format: a folder named "dir{x}" is a name, not a field.
         text = str(self.path)
-        if "{" in text:
-            state = self.state
-            return Path(text.format(epoch=state.epoch, step=state.step))
-        return self.path
+        state = self.state
+        text = text.replace("{epoch}", str(state.epoch)).replace("{step}", str(state.step))
+        return Path(text)
 
     def on_train_begin(self, logs: dict) -> None:
         if self.state is None:
@@ -567,14 +573,12 @@ class Checkpoint(Callback):
         self.n_saved = 0
         self._saved_at = None
         self.state.model.get_config()  # fail now, not at the first save, if it cannot be saved
-        if "{" not in str(self.path):
-            # Temporary files of writes that a killed process left behind.
-            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
 
     def save(self) -> Path:
         """Save now; returns the file written."""
-        self.last_path = save_checkpoint(self._target(), self.state)
+        target = self._target()
+        remove_stale_temporaries(target)  # left by a save that was killed
+        self.last_path = save_checkpoint(target, self.state)
         self.n_saved += 1
         self._saved_at = self.state.position
         return self.last_path
