@@ -176,3 +176,38 @@ def test_backprop_shows_magnitudes_not_only_signs():
     largest = float(np.abs(view.layers[-1].dC_dW).max())
     assert f"{largest:.2g}" in widest[-1]
     assert "dC/da" in fig.axes[1].get_ylabel()  # the colour bar of the nodes
+
+
+def test_the_readme_table_of_defaults_is_what_the_front_ends_do():
+    import inspect
+    from pathlib import Path
+
+    from descend.cli import compare as compare_cmd
+    from descend.cli import train as train_cmd
+    from descend.sklearn import MLPClassifier, MLPRegressor
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {}
+    section = readme.split("### Defaults of the four front ends", 1)[1].split("Why:", 1)[0]
+    for line in section.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] and not cells[0].startswith("---"):
+            rows[cells[0]] = cells[1:]
+    fit = {k: v.default for k, v in inspect.signature(ds.fit).parameters.items()}
+    train = {o.key: o.default for o in train_cmd.OPTIONS}
+    compare = {o.key: o.default for o in compare_cmd.OPTIONS}
+    for est in (MLPClassifier, MLPRegressor):
+        params = est().get_params()
+        assert rows["update rule"][3] == params["optimizer"]
+        assert rows["learning rate"][3] == str(params["learning_rate_init"])
+        assert rows["epochs"][3] == str(params["epochs"])
+        assert params["batch_size"] == "auto" and est()._batch(10_000) == 200
+    assert rows["update rule"][:3] == [fit["optimizer"], train["optimizer"], compare["optimizer"]]
+    assert fit["lr"] is None and "GD`: 0.01" in rows["learning rate"][0]
+    assert ds.optim.GD().lr == 0.01
+    assert rows["learning rate"][1].startswith(str(train_cmd.DEFAULT_LR[train["optimizer"]]))
+    assert rows["learning rate"][2] == str(train_cmd.DEFAULT_LR[compare["optimizer"]])
+    assert rows["epochs"][:3] == [str(fit["epochs"]), str(train["epochs"]), str(compare["epochs"])]
+    assert rows["batch size"][0] == str(fit["batch_size"]) == str(train["batch"])
+    assert compare["batches"] == ["full", 32, 1] and compare["seeds"] == [0, 1, 2]
+    assert fit["seed"] is None and train["seed"] is None
