@@ -303,9 +303,10 @@ def network(
         The network (its Dense layers are drawn; activation layers are folded into them).
     x : ndarray of shape (n_features,) or (1, n_features), optional
         One input. Nodes are then shaded by their activation (each column scaled to its
-        largest absolute value; yellow to brown for non-negative columns, orange/blue when values
-        change sign) and the outputs are labelled with their values (``p=`` for softmax or sigmoid
-        outputs). Several rows are averaged.
+        largest absolute value, printed under it; white to black for non-negative columns,
+        purple/green when values change sign: never the weights' blue and orange), with a
+        colour bar, and the outputs are labelled with their values (``p=`` for softmax or
+        sigmoid outputs). Several rows are averaged.
     max_neurons : int, default 12
         Nodes drawn per column at most (the output column: up to 20); the rest are summarised.
     class_names : sequence of str, optional
@@ -400,17 +401,21 @@ def backprop(
 
     Computed by :func:`descend.backprop` for the input ``x`` and target ``y``. Node colours
     (blue positive, orange negative, as on the edges; each column scaled to its largest
-    magnitude) are the partial derivatives of the cost with respect to each layer's input
-    activations, and at the output column the error ``dC/dz``. Edge colour and width give the
-    sign and size of ``dC/dW``: gradient descent moves each weight against it.
+    magnitude, printed under it, with a colour bar) are the partial derivatives of the cost
+    with respect to each layer's input activations, and at the output column the error
+    ``dC/dz``. Edge colour and width give the sign and size of ``dC/dW`` (the widest edge of
+    each layer has the magnitude printed between its columns): gradient descent moves each
+    weight against it.
 
     Parameters
     ----------
     model : Sequential or Dense
     x : ndarray of shape (n_features,) or (n_samples, n_features)
         One input (or a batch: node values are then summed over its rows).
-    y : ndarray
-        Its target(s), as ``loss`` expects them (a class label, one-hot row or value).
+    y : int, float or ndarray
+        Its target(s), as ``loss`` expects them: for one sample taken as :func:`network`
+        takes it (``X[0]``), its label or value (``y[0]``, a scalar) or one-hot row; for
+        rows ``X[:k]``, ``y[:k]``.
     loss : str or callable, default "mse"
     max_neurons : int, default 12
     annotate : bool, optional
