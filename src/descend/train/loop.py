@@ -764,8 +764,9 @@ def _diverged(what: str, value, step: int, epoch: int, lr: float, history: Histo
     return DivergenceError(
         f"training diverged at update {step} (epoch {epoch}): {what} became {value}. The model "
         f"keeps the parameters from before this update, the last finite ones. Try a smaller "
-        f"learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), standardise the inputs, or check "
-        f"the data for extreme values",
+        f"learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), standardise the inputs X and, "
+        f"for a regression, the targets y (targets in the hundreds make the squared error and "
+        f"its gradients far larger), or check the data for extreme values",
         step=step,
         epoch=epoch,
         lr=lr,
