@@ -209,3 +209,21 @@ def test_network_and_backprop_edges_show_the_sign_and_size_of_their_numbers():
             assert np.allclose(colours, want), what
             widths = np.asarray(lc.get_linewidths())
             assert widths[np.argmax(np.abs(v))] == widths.max(), what
+
+
+def test_saving_over_a_private_figure_keeps_its_mode(tmp_path):
+    """A figure saved over an existing file keeps that file's mode (no 0600 widened to 0644)."""
+    import os
+
+    from descend.viz._common import new_figure, save, write_text
+
+    png, page = tmp_path / "private.png", tmp_path / "private.html"
+    for path in (png, page):
+        path.write_bytes(b"old")
+        os.chmod(path, 0o600)
+    fig = new_figure((2, 2))
+    fig.subplots().plot([0, 1])
+    save(fig, png)
+    write_text(page, "<p>new</p>")
+    assert png.read_bytes()[:4] == b"\x89PNG" and page.read_text() == "<p>new</p>"
+    assert (png.stat().st_mode & 0o777, page.stat().st_mode & 0o777) == (0o600, 0o600)

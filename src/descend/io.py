@@ -93,10 +93,10 @@ def _default_file_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o7777
     except OSError:
-        return 0o666 & ~_umask()
+        return 0o666 & ~current_umask()
 
 
-def _umask() -> int:
+def current_umask() -> int:
     # Linux reports it without changing it; elsewhere set-and-restore (a moment's race).
     try:
         with open("/proc/self/status") as status:

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
-from descend.io import atomic_write
+from descend.io import atomic_write, current_umask
 
 # Every name descend writes into an output folder (files), and the folders it writes inside a
 # run folder (inspect-3, landscape). --force replaces only a folder made of these: a command
@@ -72,12 +72,6 @@ def add_force_flag(parser) -> None:
         help="replace the --out folder if it already holds a run; the old run is removed only "
         "once the new one is complete, and only if descend wrote every file in it",
     )  # fmt: skip
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _describe(exc: OSError) -> str:
@@ -316,7 +310,7 @@ class RunFolder:
                 _keep_modes(target, stage)
                 os.chmod(stage, target.stat().st_mode & 0o7777)
             else:
-                os.chmod(stage, 0o777 & ~_umask())
+                os.chmod(stage, 0o777 & ~current_umask())
             with _sigint_held():
                 if replace:
                     aside = self._sibling("old")

@@ -7,16 +7,12 @@ notebook the returned Figure still shows itself.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 SAVE_FORMATS = ("png", "svg", "pdf")
 # mkstemp makes files readable by their owner only; saved figures get the usual permissions.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 # Colour-blind-safe (Okabe-Ito), one per run/variant.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 POSITIVE, NEGATIVE = "#0072B2", "#D55E00"
@@ -52,20 +48,13 @@ def _check_suffix(path, allowed) -> str:
 
 
 def _atomic(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``."""
+    """Write ``path`` through :func:`descend.io.atomic_write` (a replaced file keeps its mode),
+    creating its folder first; ``write`` receives a binary file object."""
+    from descend.io import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def save(fig, path, dpi: int = 100) -> Path:
@@ -81,12 +70,12 @@ def save(fig, path, dpi: int = 100) -> Path:
     True
     """
     fmt = _check_suffix(path, SAVE_FORMATS)
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+    return _atomic(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
 
 
 def write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return _atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def finish(fig, path, dpi: int = 100):

@@ -9,6 +9,7 @@ weight (incoming plus outgoing), and say how many are hidden.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -588,4 +589,9 @@ def _save_animation(anim, path, interval: int, dpi: int) -> Path:
     from matplotlib.animation import PillowWriter
 
     writer = PillowWriter(fps=max(1000.0 / interval, 0.1))
-    return _atomic(path, lambda tmp: anim.save(tmp, writer=writer, dpi=dpi))
+    # Pillow's writer wants a file name: render into a private folder, then put the bytes in
+    # place atomically (a replaced file keeps its mode).
+    with tempfile.TemporaryDirectory() as folder:
+        frames = Path(folder) / "animation.gif"
+        anim.save(frames, writer=writer, dpi=dpi)
+        return _atomic(path, lambda f: f.write(frames.read_bytes()))
