@@ -59,7 +59,10 @@ def test_the_eager_step_is_the_five_lines_of_the_textbook(blobs):
 def test_the_compiled_step_gives_the_eager_numbers(blobs):
     X, y = blobs
     models = [_model(), _model()]
-    trainers = [Trainer(m, loss=CCE, optimizer="adam", compile=c) for m, c in zip(models, (1, 0))]
+    trainers = [
+        Trainer(m, loss=CCE, optimizer="adam", compile=c)
+        for m, c in zip(models, (True, False), strict=True)
+    ]
     for start in range(0, 64, 16):
         costs = [t.step(X[start : start + 16], y[start : start + 16]) for t in trainers]
         assert costs[0] == costs[1]

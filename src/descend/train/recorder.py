@@ -15,8 +15,8 @@ Three records, for the figures of :mod:`descend.viz` (``landscape``, ``surface``
   healthy rate; much larger and the layer's weights are being rewritten at each step.
 
 The gradients are read in ``on_step_end``, right after the update that used them, and reduced to
-a number there: on the fused path (:mod:`descend.train.fused`) the ``.grad`` arrays are buffers
-that the next update overwrites.
+a number there: a compiled step (``fit(..., compile=True)``, :mod:`descend.compile`) keeps the
+``.grad`` arrays in buffers that the next update overwrites.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ class Recorder(Callback):
                 self._take_snapshot(self.n_updates)
 
     def _record_norms(self) -> None:
-        # Reduced here: a fused step's .grad buffers are overwritten by the next update.
+        # Reduced here: a compiled step's .grad buffers are overwritten by the next update.
         grad_sq = np.zeros(len(self._params))
         step_sq = np.zeros(len(self._params))
         weight_sq = np.zeros(len(self._params))
