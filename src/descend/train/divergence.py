@@ -56,9 +56,12 @@ class DivergenceWatch:
         self._largest = max(self._largest, value)
         self._seen += n
         n_samples = self.history.params.get("n_samples", START_SAMPLES)
-        if self._seen >= min(START_SAMPLES, n_samples) and self._largest > 0:
-            self.start = self._largest
-            self.limit = EXPLOSION * self.start
+        if self._seen >= min(START_SAMPLES, n_samples):
+            if self._largest > 0:
+                self.start = self._largest
+                self.limit = EXPLOSION * self.start
+            else:  # a cost of the user's own that is not positive: no scale to compare with
+                self.limit = np.inf
 
     def start_epoch(self, epoch: int) -> None:
         """Take the copy to go back to, when the epoch before was calm (or this is the first)."""
