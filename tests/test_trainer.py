@@ -194,3 +194,14 @@ def test_train_imports_no_private_name_of_another_package():
             if isinstance(node, ast.Attribute) and node.attr in ("_rng", "_count_step", "_prepare"):
                 found.append(f"{path.name}: .{node.attr}")
     assert not found
+
+
+def test_every_target_is_checked_before_training_also_those_split_off(blobs):
+    X, y = blobs
+    y = y.copy()
+    y[-1] = 7  # a label the model's 3 outputs cannot take, among the validation samples
+    model = _model()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"^y does not fit the cost categorical_cross_entropy"):
+        ds.fit(model, X, y, loss=CCE, validation_split=0.2, progress=False)
+    assert all(np.array_equal(p.data, before[n]) for n, p in model.named_parameters().items())
