@@ -117,12 +117,25 @@ def test_converging_runs_raise_no_alarm_even_with_noisy_single_samples():
 
 
 def test_a_resumed_run_finds_the_same_start(tmp_path):
-    X, y = ds.datasets.digits()
+    X, y = ds.datasets.breast_cancer(dtype=np.float64)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
     path = tmp_path / "run.ckpt"
-    model = ds.nn.mlp([64, 32, 10], output_activation="softmax", seed=0)
-    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.1), epochs=1,
-           seed=0, progress=False, callbacks=[ds.Checkpoint(path)])  # fmt: skip
-    history = ds.load_checkpoint(path).history
-    watch = divergence.DivergenceWatch(model.parameters(), history)
-    assert watch.start == history.step["loss"][0]  # batches of 32: the first update's cost
-    assert watch.limit == divergence.EXPLOSION * watch.start
+
+    def run(*callbacks, **kw):
+        model = ds.nn.mlp([30, 16, 1], output_activation="sigmoid", seed=0, dtype=np.float64)
+        with pytest.raises(ds.DivergenceError) as info:
+            ds.fit(model, X, y, loss="binary_cross_entropy", epochs=30, seed=0, progress=False,
+                   optimizer=ds.optim.Momentum(1.0, 0.99), callbacks=list(callbacks), **kw)
+        return info.value
+
+    stop = ds.LambdaCallback(on_epoch_end=lambda e, logs: setattr(stop, "stop_training", e == 1))
+    ds.fit(ds.nn.mlp([30, 16, 1], output_activation="sigmoid", seed=0, dtype=np.float64), X, y,
+           loss="binary_cross_entropy", epochs=30, seed=0, progress=False,
+           optimizer=ds.optim.Momentum(1.0, 0.99), callbacks=[stop, ds.Checkpoint(path)])
+    whole, resumed = run(), run(resume_from=path)
+    assert resumed.step == whole.step > 2 * whole.history.params["steps_per_epoch"]
+    start = "times its value at the start ("
+    number = [str(err).split(start)[1].split(")")[0] for err in (whole, resumed)]
+    assert number[0] == number[1] == f"{whole.history.step['loss'][0]:.4g}"
+    # the resumed call has no parameters from before its own start to go back to
+    assert "start of epoch 1," in str(whole) and "start of epoch 2," in str(resumed)

@@ -10,7 +10,9 @@ start of the run, and goes back to the parameters from before the explosion.
 (all of them when there are fewer): the largest, so that one easy sample at batch size 1 does not
 make a small start. *Before the explosion* is the start of the latest epoch that followed only
 calm epochs, those whose costs all stayed below ``CALM`` times the start: a copy of the
-parameters is taken there (one copy per epoch, into the same buffers).
+parameters is taken there (one copy per epoch, into the same buffers). A call of ``fit`` that
+resumes a checkpoint finds the same start in the history it restores, but goes back no further
+than the epoch it resumed at.
 
 The factor is far above what training that converges shows: across the examples, the guide and
 the tests, no update's cost goes above a few times the start (the largest ratio seen was below

@@ -235,10 +235,11 @@ class _Run:
         self.history = History(params=checks.fit_params(self, epochs))
         args = checks.fit_args(self, epochs, X, y)
         self.state = TrainingState(self.model, self.optimizer, self.history, args, self.metric_fns)
-        self.watch = DivergenceWatch(self.trainer.params, self.history)
 
     def begin(self) -> None:
         loader, state, history = self.loader, self.state, self.history
+        # after a resume: the watch finds the run's start in the history restored
+        self.watch = DivergenceWatch(self.trainer.params, history)
         self.checkpointing = False
         for cb in self.callbacks:
             cb.set_context(self.model, history)
