@@ -125,13 +125,15 @@ def test_a_resumed_run_finds_the_same_start(tmp_path):
         model = ds.nn.mlp([30, 16, 1], output_activation="sigmoid", seed=0, dtype=np.float64)
         with pytest.raises(ds.DivergenceError) as info:
             ds.fit(model, X, y, loss="binary_cross_entropy", epochs=30, seed=0, progress=False,
-                   optimizer=ds.optim.Momentum(1.0, 0.99), callbacks=list(callbacks), **kw)
+                   optimizer=ds.optim.Momentum(1.0, 0.99), callbacks=list(callbacks),
+                   **kw)  # fmt: skip
         return info.value
 
     stop = ds.LambdaCallback(on_epoch_end=lambda e, logs: setattr(stop, "stop_training", e == 1))
     ds.fit(ds.nn.mlp([30, 16, 1], output_activation="sigmoid", seed=0, dtype=np.float64), X, y,
            loss="binary_cross_entropy", epochs=30, seed=0, progress=False,
-           optimizer=ds.optim.Momentum(1.0, 0.99), callbacks=[stop, ds.Checkpoint(path)])
+           optimizer=ds.optim.Momentum(1.0, 0.99),
+           callbacks=[stop, ds.Checkpoint(path)])  # fmt: skip
     whole, resumed = run(), run(resume_from=path)
     assert resumed.step == whole.step > 2 * whole.history.params["steps_per_epoch"]
     start = "times its value at the start ("
