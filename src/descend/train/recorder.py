@@ -15,8 +15,8 @@ Three records, for the figures of :mod:`descend.viz` (``landscape``, ``surface``
   healthy rate; much larger and the layer's weights are being rewritten at each step.
 
 The gradients are read in ``on_step_end``, right after the update that used them, and reduced to
-a number there: a compiled step (``fit(..., compile=True)``, :mod:`descend.compile`) keeps the
-``.grad`` arrays in buffers that the next update overwrites.
+a number there: on the compiled path (:mod:`descend.compile`) the ``.grad`` arrays are buffers
+that the next update overwrites.
 """
 
 from __future__ import annotations
