@@ -90,8 +90,7 @@ class DivergenceWatch:
             f"training diverged at update {step} (epoch {epoch}): the cost became {value:.4g}, "
             f"more than {EXPLOSION:,.0f} times its value at the start ({self.start:.4g}). The "
             f"model is back to its parameters at the start of epoch {self._snapshot_epoch}, "
-            f"before the cost rose. Try a smaller learning rate (lr={lr:g} now; e.g. "
-            f"lr={lr / 10:g}), standardise the inputs, or check the data for extreme values",
+            f"before the cost rose. {_advice(lr)}",
             step=step, epoch=epoch, lr=lr, history=self.history, what="the cost", value=value,
         )  # fmt: skip
 
@@ -112,11 +111,18 @@ class DivergenceWatch:
             kept = "The model keeps the parameters from before this update, the last finite ones"
         return DivergenceError(
             f"training diverged at update {step} (epoch {epoch}): {what} became {value}. "
-            f"{kept}. Try a smaller learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), "
-            f"standardise the inputs, or check the data for extreme values",
+            f"{kept}. {_advice(lr)}",
             step=step, epoch=epoch, lr=lr, history=self.history, what=what, value=value,
         )  # fmt: skip
 
     def _restore(self) -> None:
         for kept, p in zip(self._snapshot or (), self.params, strict=False):
             np.copyto(p.data, kept)
+
+
+def _advice(lr: float) -> str:
+    return (
+        f"Try a smaller learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), standardise the "
+        f"inputs X and, for a regression, the targets y (targets in the hundreds make the "
+        f"squared error and its gradients far larger), or check the data for extreme values"
+    )
