@@ -141,3 +141,20 @@ def test_a_resumed_run_finds_the_same_start(tmp_path):
     assert number[0] == number[1] == f"{whole.history.step['loss'][0]:.4g}"
     # the resumed call has no parameters from before its own start to go back to
     assert "start of epoch 1," in str(whole) and "start of epoch 2," in str(resumed)
+
+
+def test_the_command_line_stops_a_finite_explosion_and_keeps_the_weights_before(capsys, tmp_path):
+    from descend.cli import main
+
+    X, y = ds.datasets.digits(classes=(0, 1, 2))
+    csv = tmp_path / "digits.csv"
+    header = ",".join([f"p{i}" for i in range(16)] + ["digit"])
+    np.savetxt(csv, np.column_stack([X[:, :16], y]), delimiter=",", header=header, comments="",
+               fmt="%g")  # fmt: skip
+    out = tmp_path / "run"
+    code = main(["train", str(csv), "--lr", "100", "--optimizer", "gd", "--seed", "0",
+                 "--epochs", "5", "--no-figures", "--out", str(out), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "10,000 times its value at the start" in err and "lr=100 now" in err
+    model = ds.load(out / "model.npz")  # as it was before the cost took off: weights of init size
+    assert max(np.abs(p.data).max() for p in model.parameters()) < 2
