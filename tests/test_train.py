@@ -332,3 +332,18 @@ def test_memory_mapped_data_trains_like_in_memory(blobs, tmp_path):
            progress=False)  # fmt: skip
     for name, value in a.state_dict().items():
         assert np.array_equal(value, b.state_dict()[name])
+
+
+def test_a_float64_memory_map_stays_on_disk_for_a_float32_model(tmp_path):
+    """fit's checks turn the map into a view; it must still be seen as a map (cast per batch),
+    not copied whole into memory in the model's dtype."""
+    from descend.data.validation import is_memory_mapped
+    from descend.train import checks
+
+    X, y = ds.datasets.moons(64, seed=0)
+    np.save(tmp_path / "X.npy", X.astype(np.float64))
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    model = ds.nn.mlp([2, 4, 1], output_activation="sigmoid", seed=0)
+    assert model.dtype == np.float32
+    X_used, _, _ = checks.data(model, Xm, y, None, 0.0, ds.losses.binary_cross_entropy)
+    assert is_memory_mapped(X_used) and X_used.dtype == np.float64

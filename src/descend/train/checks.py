@@ -12,6 +12,7 @@ import numpy as np
 from descend import losses, optim
 from descend.autodiff.tensor import no_grad
 from descend.data import check_X_y
+from descend.data.validation import is_memory_mapped
 from descend.nn.dense import Dense
 from descend.nn.module import Module
 from descend.nn.sequential import Sequential
@@ -103,7 +104,7 @@ def check_range(a: np.ndarray, dtype: np.dtype, name: str) -> None:
 def as_model_dtype(X: np.ndarray, dtype, name: str = "X") -> np.ndarray:
     # A memory-mapped file is left alone (each batch is cast when it is read); an in-memory array
     # is converted once, not at every update.
-    if isinstance(X, np.memmap) or X.dtype == dtype:
+    if is_memory_mapped(X) or X.dtype == dtype:
         return X
     check_range(X, dtype, name)
     return X.astype(dtype)
@@ -158,7 +159,7 @@ def output_shape(model: Module, X: np.ndarray, dtype) -> tuple[int, ...]:
 
 def data(model: Module, X, y, validation_data, validation_split, loss_fn):
     """``X``, ``y`` (in the model's dtype where it matters) and the validation pair, checked."""
-    X, y = check_X_y(X, y, finite=not isinstance(X, np.memmap))
+    X, y = check_X_y(X, y, finite=not is_memory_mapped(X))
     dtype = model.dtype or np.float32
     check_features(model, X, "X")
     X = as_model_dtype(X, dtype)

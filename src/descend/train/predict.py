@@ -10,7 +10,7 @@ from descend import losses
 from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import check_X_y
-from descend.data.validation import check_array
+from descend.data.validation import check_array, is_memory_mapped
 from descend.nn.dense import Dense
 from descend.nn.module import Module
 from descend.train.checks import (
@@ -50,7 +50,7 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     check_model(model)
     forward = compile_forward(model)
     # A Dense stack checks X for NaN and inf chunk by chunk, as it reads it (below).
-    X = check_array(X, finite=forward is None and not isinstance(X, np.memmap))
+    X = check_array(X, finite=forward is None and not is_memory_mapped(X))
     check_features(model, X, "X")
     dtype = model.dtype or np.float32
     if batch_size is not None:
@@ -71,7 +71,7 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
         forwards = [forward] + [compile_forward(model) for _ in range(workers - 1)]
         result = np.empty((len(X), model.layers[-1].out_features), dtype)
 
-        check = not isinstance(X, np.memmap)
+        check = not is_memory_mapped(X)
 
         def chunk(worker: int, i: int) -> None:
             start, stop = chunks[i]
@@ -156,7 +156,7 @@ def evaluate(
         metric_fns = metrics
     else:
         metric_fns = get_metrics(check_metrics(metrics), losses.is_classification(loss))
-    X, y = check_X_y(X, y, finite=not isinstance(X, np.memmap))
+    X, y = check_X_y(X, y, finite=not is_memory_mapped(X))
     check_features(model, X, "X")
     dtype = model.dtype or np.float32
     check_range(y, dtype, "y")
