@@ -22,8 +22,9 @@ demo: $(VENV)/.installed-cli
 	@echo ""
 	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 
+# --dist loadgroup: the tests that share one local Ray instance run on the same test process.
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n 2 --doctest-modules src/descend tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --doctest-modules src/descend tests
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks examples docs/hooks.py

@@ -1,0 +1,128 @@
+"""Data-parallel gradient descent on a local Ray: the same descent as on one machine.
+
+One local Ray instance (2 CPUs) serves every test of the module (and any other module on the same
+test process); the tests are grouped on one xdist worker so that only one instance starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+
+import descend as ds
+from descend.cluster.trainer import ClusterTrainer
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    return ray
+
+
+def _data(n=61, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] - X[:, 1] > 0).astype(np.int64)
+    return X, y
+
+
+def _model():
+    return ds.nn.mlp([3, 6, 2], output_activation="softmax", seed=0, dtype=np.float64)
+
+
+def _one_machine(X, y, batch_size, epochs=10):
+    model = _model()
+    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.Adam(0.05),
+           batch_size=batch_size, epochs=epochs, seed=3, progress=False)  # fmt: skip
+    return model
+
+
+def _by_trainer(cluster, X, y, batch_size, epochs=10, after_step=None):
+    """The loop fit runs, over a ClusterTrainer: batches of row numbers from the same seed."""
+    model = _model()
+    trainer = ClusterTrainer(cluster, model, "categorical_cross_entropy", ds.optim.Adam(0.05))
+    rows = trainer.prepare(X, y)
+    loader = ds.data.batches(rows, None, batch_size=batch_size, seed=3)
+    try:
+        for _ in range(epochs):
+            for xb, _ in loader:
+                trainer.step(xb)
+                if after_step is not None:
+                    after_step(trainer)
+    finally:
+        trainer.finish()
+    return model
+
+
+def _relative_error(a, b) -> float:
+    return max(
+        float(np.abs(p.data - q.data).max() / np.abs(p.data).max())
+        for p, q in zip(a.parameters(), b.parameters(), strict=True)
+    )
+
+
+@pytest.mark.parametrize("batch_size", ["full", 16])
+def test_sums_over_1_2_3_workers_equal_one_machine(local_ray, batch_size):
+    X, y = _data()
+    reference = _one_machine(X, y, batch_size)
+    for workers in (1, 2, 3):
+        model = _by_trainer(ds.cluster.Ray(workers=workers), X, y, batch_size)
+        assert _relative_error(reference, model) < 1e-10, workers
+
+
+def test_a_killed_worker_is_restarted_and_two_runs_are_bit_identical(local_ray):
+    """Two runs on 2 workers, the second losing a worker process after update 5: the worker is
+    restarted, reloads its shard, computes the update again, and the weights are the same."""
+    X, y = _data()
+    cluster = ds.cluster.Ray(workers=2)
+    reference = _by_trainer(cluster, X, y, 16, epochs=2)
+    killed = []
+
+    def kill_second_worker(trainer):
+        if trainer.n_steps == 5:
+            pid = trainer.data.pids()[1]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    model = _by_trainer(cluster, X, y, 16, epochs=2, after_step=kill_second_worker)
+    assert killed
+    for p, q in zip(reference.parameters(), model.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+
+
+def test_shard_files_are_opened_by_the_workers(local_ray, tmp_path):
+    X, y = _data()
+    x_files, y_files = [], []
+    for i, (a, b) in enumerate([(0, 20), (20, 41), (41, 61)]):
+        x_files.append(tmp_path / f"x{i}.npy")
+        y_files.append(tmp_path / f"y{i}.npy")
+        np.save(x_files[-1], X[a:b])
+        np.save(y_files[-1], y[a:b])
+    reference = _one_machine(X, y, 16)
+    model = _by_trainer(ds.cluster.Ray(workers=2), x_files, y_files, 16)
+    assert _relative_error(reference, model) < 1e-10
+
+
+def test_a_worker_that_cannot_start_gives_one_line(local_ray, tmp_path):
+    missing = [str(tmp_path / "gone.npy")]
+    with pytest.raises(ds.cluster.ClusterError, match="could not start") as info:
+        _by_trainer(ds.cluster.Ray(workers=1), missing, missing, 16)
+    assert "\n" not in str(info.value) and "gone.npy" in str(info.value)
+
+
+def test_an_address_that_does_not_answer_gives_one_line():
+    with socket.socket() as s:  # a port nobody listens on (bound, not listening)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(ds.cluster.ClusterError, match="does not answer") as info:
+            ds.cluster.Ray(address=f"127.0.0.1:{port}").connect()
+    assert "\n" not in str(info.value)
