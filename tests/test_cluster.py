@@ -39,15 +39,16 @@ def _model():
     return ds.nn.mlp([3, 6, 2], output_activation="softmax", seed=0, dtype=np.float64)
 
 
-def _one_machine(X, y, batch_size, epochs=10):
+def _fit(X, y, batch_size, epochs=10, **kwargs):
     model = _model()
-    ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.Adam(0.05),
-           batch_size=batch_size, epochs=epochs, seed=3, progress=False)  # fmt: skip
-    return model
+    history = ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.Adam(0.05),
+                     batch_size=batch_size, epochs=epochs, seed=3, progress=False,
+                     **kwargs)  # fmt: skip
+    return model, history
 
 
 def _by_trainer(cluster, X, y, batch_size, epochs=10, after_step=None):
-    """The loop fit runs, over a ClusterTrainer: batches of row numbers from the same seed."""
+    """fit's loop over a ClusterTrainer: batches of row numbers from the same seed."""
     model = _model()
     trainer = ClusterTrainer(cluster, model, "categorical_cross_entropy", ds.optim.Adam(0.05))
     rows = trainer.prepare(X, y)
@@ -71,12 +72,38 @@ def _relative_error(a, b) -> float:
 
 
 @pytest.mark.parametrize("batch_size", ["full", 16])
-def test_sums_over_1_2_3_workers_equal_one_machine(local_ray, batch_size):
+def test_fit_on_1_2_3_workers_equals_fit_on_one_machine(local_ray, batch_size):
     X, y = _data()
-    reference = _one_machine(X, y, batch_size)
+    X_val, y_val = _data(20, seed=1)
+    kwargs = {"validation_data": (X_val, y_val), "metrics": ["accuracy"]}
+    reference, expected = _fit(X, y, batch_size, **kwargs)
     for workers in (1, 2, 3):
-        model = _by_trainer(ds.cluster.Ray(workers=workers), X, y, batch_size)
+        model, history = _fit(X, y, batch_size, cluster=ds.cluster.Ray(workers=workers), **kwargs)
         assert _relative_error(reference, model) < 1e-10, workers
+        assert history.params["executor"] == "ray" and history.n_updates == expected.n_updates
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(history.epoch[key], expected.epoch[key], rtol=1e-10)
+        np.testing.assert_allclose(history.step["loss"], expected.step["loss"], rtol=1e-10)
+
+
+def test_ctrl_c_on_the_cluster_saves_a_checkpoint_that_resumes_bit_for_bit(local_ray, tmp_path):
+    X, y = _data()
+    cluster = ds.cluster.Ray(workers=2)
+    straight, _ = _fit(X, y, 16, epochs=3, cluster=cluster)
+
+    class CtrlC(ds.Callback):
+        def on_step_end(self, step, logs):
+            if step == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    path = tmp_path / "run.ckpt"
+    _, history = _fit(X, y, 16, epochs=3, cluster=cluster,
+                      callbacks=[ds.Checkpoint(path, every=100), CtrlC()])  # fmt: skip
+    assert history.interrupted and history.n_updates == 6
+    resumed, history = _fit(X, y, 16, epochs=3, cluster=cluster, resume_from=path)
+    assert history.n_updates == 12 and not history.interrupted
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
 
 
 def test_a_killed_worker_is_restarted_and_two_runs_are_bit_identical(local_ray):
@@ -107,15 +134,15 @@ def test_shard_files_are_opened_by_the_workers(local_ray, tmp_path):
         y_files.append(tmp_path / f"y{i}.npy")
         np.save(x_files[-1], X[a:b])
         np.save(y_files[-1], y[a:b])
-    reference = _one_machine(X, y, 16)
-    model = _by_trainer(ds.cluster.Ray(workers=2), x_files, y_files, 16)
+    reference, _ = _fit(X, y, 16, epochs=3)
+    model, _ = _fit(x_files, y_files, 16, epochs=3, cluster=ds.cluster.Ray(workers=2))
     assert _relative_error(reference, model) < 1e-10
 
 
 def test_a_worker_that_cannot_start_gives_one_line(local_ray, tmp_path):
     missing = [str(tmp_path / "gone.npy")]
     with pytest.raises(ds.cluster.ClusterError, match="could not start") as info:
-        _by_trainer(ds.cluster.Ray(workers=1), missing, missing, 16)
+        _fit(missing, missing, 16, cluster=ds.cluster.Ray(workers=1))
     assert "\n" not in str(info.value) and "gone.npy" in str(info.value)
 
 

@@ -252,6 +252,7 @@ class DataParallel:
     Attributes
     ----------
     n_samples : int
+    shapes : ((X row shape, X dtype), (y row shape, y dtype))
     bounds : list of (start, stop)
         Each worker's rows, in global row numbers.
     scores : list of float
@@ -312,8 +313,8 @@ class DataParallel:
     def _await_start(self, cluster: Ray, lengths: list) -> None:
         ray = self._ray
         try:
-            counts = ray.get(
-                [w.n_rows.remote() for w in self.workers], timeout=cluster.start_timeout
+            described = ray.get(
+                [w.describe.remote() for w in self.workers], timeout=cluster.start_timeout
             )
         except ray.exceptions.GetTimeoutError:
             self.close()
@@ -325,8 +326,9 @@ class DataParallel:
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
             self.close()
             raise ClusterError(f"a worker could not start: {_cause_line(exc)}") from None
+        self.shapes = described[0][1:]
         if None in lengths:  # files the driver could not see: the workers counted them
-            lengths = counts
+            lengths = [d[0] for d in described]
         starts = np.cumsum([0, *lengths])
         self.bounds = [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.n_samples = int(starts[-1])

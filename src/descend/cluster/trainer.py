@@ -15,9 +15,11 @@ from math import isfinite
 import numpy as np
 
 from descend import losses
-from descend.cluster.ray import DataParallel, Ray
+from descend.cluster.ray import DataParallel, Ray, _as_pieces
+from descend.data import check_X_y
 from descend.nn.module import Module
 from descend.optim import Optimizer
+from descend.train import checks
 
 
 class ClusterTrainer:
@@ -73,8 +75,32 @@ class ClusterTrainer:
         self.scores: list[float] = []
         self.n_steps = 0
 
+    @staticmethod
+    def check_data(model: Module, X, y, validation_data, validation_split, loss_fn):
+        """``fit``'s checks of the data: those of one machine for arrays; for shard files, what
+        the driver can check without reading them (the workers check their rows)."""
+        if not _is_files(X):
+            return checks.data(model, X, y, validation_data, validation_split, loss_fn)
+        if validation_split:
+            raise ValueError(
+                "validation_split needs the data on the driver; with shard files pass "
+                "validation_data=(X_val, y_val) instead"
+            )
+        if validation_data is None:
+            return X, y, None
+        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (X_val, y_val)")
+        X_val, y_val = check_X_y(*validation_data, name_X="X_val", name_y="y_val")
+        dtype = model.dtype or np.float32
+        checks.check_features(model, X_val, "X_val")
+        checks.check_range(y_val, dtype, "y_val")
+        checks.checked_targets(model, X_val, y_val, loss_fn, dtype, "y_val")
+        return X, y, (checks.as_model_dtype(X_val, dtype, "X_val"), y_val)
+
     def prepare(self, X, y, batch_size: int | None = None) -> np.ndarray:
         """Start the workers on shards of ``(X, y)``; return the row numbers to batch.
+
+        Arrays' targets are checked (and converted) as on one machine first.
 
         Returns
         -------
@@ -82,9 +108,18 @@ class ClusterTrainer:
             The global row numbers: batching them as ``fit`` batches ``X`` gives the same
             batches of the same samples (pass each batch to :meth:`step`).
         """
+        if not _is_files(X):
+            dtype = self.model.dtype or np.float32
+            y = checks.checked_targets(self.model, X, y, self.loss, dtype, "y")
         if self.data is None:
             self.data = self.cluster.data_parallel(self.model, self.loss, X, y, self.metric_fns)
         return np.arange(self.data.n_samples).reshape(-1, 1)
+
+    @property
+    def like(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zero-row arrays with the data's row shapes and dtypes (what records need of it)."""
+        (x_shape, x_dtype), (y_shape, y_dtype) = self.data.shapes
+        return np.empty((0, *x_shape), x_dtype), np.empty((0, *y_shape), y_dtype)
 
     def step(self, rows: np.ndarray, _y=None) -> float:
         """One update on the batch of these rows; returns its cost before the update.
@@ -121,6 +156,10 @@ class ClusterTrainer:
         )  # fmt: skip
         err.what, err.value = what, value
         return err
+
+
+def _is_files(X) -> bool:
+    return _as_pieces(X) is not None
 
 
 __all__ = ["ClusterTrainer"]

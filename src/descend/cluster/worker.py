@@ -138,9 +138,10 @@ class ShardWorker:
         """The worker's process id (the tests kill it)."""
         return os.getpid()
 
-    def n_rows(self) -> int:
-        """How many rows this worker holds."""
-        return len(self.rows)
+    def describe(self) -> tuple:
+        """``(rows, (X row shape, X dtype), (y row shape, y dtype))`` of this worker's shard."""
+        x, y = self.rows.X[0], self.rows.y[0]
+        return len(self.rows), (x.shape[1:], x.dtype), (y.shape[1:], y.dtype)
 
     def sums(self, weights: Sequence[np.ndarray], rows: np.ndarray | None) -> dict:
         """The summed cost, gradients and metrics over ``rows`` of this shard, at ``weights``.
