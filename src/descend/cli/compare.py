@@ -180,14 +180,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plain_rows(summary: list[dict]) -> list[dict]:
-    """Summary rows with ``(mean, std)`` pairs split into "mean" and "± std" text."""
+    """Summary rows with ``(mean, std)`` pairs as "mean ± std" text, narrow enough for a page.
+
+    The batch size is in the variant's label, so it gets no column of its own; three
+    significant digits (one for the spread) are what the seeds support.
+    """
     rows = []
     for row in summary:
         plain = {}
         for key, value in row.items():
+            if key == "batch size":
+                continue
             if isinstance(value, tuple) and len(value) == 2:
                 mean, std = value
-                plain[key] = mean if std != std or std == 0 else f"{mean:.4g} ± {std:.2g}"
+                plain[key] = mean if std != std or std == 0 else f"{mean:.3g} ± {std:.1g}"
             else:
                 plain[key] = value
         rows.append(plain)

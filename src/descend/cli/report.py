@@ -29,6 +29,8 @@ h2 { font-size: 1.25em; margin: 32px 0 10px; border-bottom: 1px solid #d0d7de;
      padding-bottom: 4px; }
 .subtitle { color: #57606a; margin: 0 0 16px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
+.wide { overflow-x: auto; max-width: 100%; }
+.wide table { font-size: 0.82em; }
 th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums;
@@ -121,7 +123,8 @@ class Report:
         if not rows:
             return
         head = list(rows[0])
-        out = ["<table>"]
+        # A wide table scrolls inside the page's width instead of running off it.
+        out = ['<div class="wide"><table>']
         if caption:
             out.append(f"<caption>{html.escape(caption)}</caption>")
         out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in head) + "</tr>")
@@ -132,7 +135,7 @@ class Report:
                 cls = ' class="num"' if _is_number(value) else ""
                 cells.append(f"<td{cls}>{html.escape(format_number(value))}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
         self.parts.append("".join(out))
 
     def preformatted(self, text: str) -> None:
