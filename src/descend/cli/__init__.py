@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
+from descend.cluster import ClusterError
 
 __all__ = ["main"]
 
@@ -30,6 +31,10 @@ examples:
   descend predict runs/digits new.csv -o predictions.csv
   descend landscape runs/digits                    # the loss around the trained weights
   descend gradcheck runs/digits                    # backprop against finite differences
+  descend sweep moons --lrs 0.01,0.1 --batches full,32 --optimizers gd,adam
+  descend train digits --workers 2                 # on Ray: 2 workers, each a shard of the data
+
+--workers and --address (train, compare, sweep) need the ray extra: pip install 'descend[ray]'.
 
 Run descend COMMAND --help for the options of each command.
 """
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         inspect_cmd,
         landscape,
         surface,
+        sweep,
         train,
     )
 
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
-    for module in (train, evaluate, compare, surface, landscape, inspect_cmd, gradcheck,
+    for module in (train, evaluate, compare, sweep, surface, landscape, inspect_cmd, gradcheck,
                    datasets_cmd):  # fmt: skip
         module.register(subparsers, [common])
     return parser
@@ -153,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = getattr(exc, "prog", None) or prog
         print(f"{where}: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError,
+            ClusterError) as exc:  # fmt: skip
         # descend's own errors already say what to do; the command adds only where it was.
         if debug:
             traceback.print_exc()

@@ -14,6 +14,7 @@ import numpy as np
 
 from descend import losses
 from descend.cli import data as data_module
+from descend.cli.cluster_options import CLUSTER_OPTIONS, cluster_from
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
@@ -70,6 +71,7 @@ OPTIONS = (
            "is faster"),
     Option("out", "str", None, "the run folder to write (default: runs/<data>-<time>)",
            metavar="DIR", saved=False),
+    *CLUSTER_OPTIONS,
 )  # fmt: skip
 
 FIGURE_FILES = ("curves.png", "network.png", "decision_boundary.png", "gradient_norms.png")
@@ -292,6 +294,7 @@ def run(args: argparse.Namespace) -> int:
             "CSV/.npy file, or give --config FILE.toml with data = ..."
         )
     values = settle(values)
+    cluster = cluster_from(values)
     data = data_module.load(values["data"], values["target"], values["task"])
     loss, output_activation, n_out = choose_loss(values["loss"], data)
     values["loss"] = loss
@@ -332,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
             model, prep.X_train, scaled_target(prep.y_train, prep.info), loss=loss,
             optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch"],
             epochs=values["epochs"], seed=values["seed"], validation_data=validation,
-            callbacks=callbacks, progress=(not quiet) and tty,
+            callbacks=callbacks, progress=(not quiet) and tty, cluster=cluster,
         )  # fmt: skip
         interrupted = bool(getattr(history, "interrupted", False))
     except KeyboardInterrupt:
