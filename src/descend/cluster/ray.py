@@ -120,7 +120,7 @@ class Ray:
             return ray
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
-            "logging_level": logging.WARNING,
+            "logging_level": logging.ERROR,
             "log_to_driver": False,
         }
         if self.address is None:
@@ -281,14 +281,17 @@ class DataParallel:
             # put into the object store once; each worker gets its shard from there
             pieces = [([ray.put(X[a:b])], [ray.put(y[a:b])]) for a, b in ranges]
             lengths = [b - a for a, b in ranges]
-        self._refs = pieces  # held: the shards stay in the store while the workers may restart
+        model_ref = [ray.put(model)]
+        self._refs = (pieces, model_ref)  # held: in the store while the workers may restart
         actor = ray.remote(
             num_cpus=cluster._cpu_share(ray),
             max_restarts=cluster.max_restarts,
             max_task_retries=cluster.max_restarts,
         )(_RayShardWorker)
         self.workers = [
-            actor.options(scheduling_strategy="SPREAD").remote(model, loss_fn, metric_fns, xs, ys)
+            actor.options(scheduling_strategy="SPREAD").remote(
+                model_ref, loss_fn, metric_fns, xs, ys
+            )
             for xs, ys in pieces
         ]
         self._await_start(cluster, lengths)
@@ -406,6 +409,9 @@ class _RayShardWorker(ShardWorker):
         def fetch(pieces):
             return [ray.get(p) if isinstance(p, ray.ObjectRef) else p for p in pieces]
 
+        # Each argument arrives in a list: Ray leaves references inside a list alone, and
+        # an actor whose (restart) arguments are references itself warns at every start.
+        (model,) = fetch(model)
         super().__init__(model, loss_fn, metric_fns, fetch(X_pieces), fetch(y_pieces))
 
 
