@@ -119,7 +119,7 @@ def make_data(folder: Path, rows: int) -> None:
     done.write_text(json.dumps({"rows": rows}))
 
 
-def full_batch(folder: Path, epochs: int = 3):
+def full_batch(folder: Path, epochs: int = 2):
     """Seconds per full-batch epoch: plain fit, and on Ray with 1 and 2 workers."""
     X = np.load(folder / "X.npy", mmap_mode="r")
     y = np.load(folder / "y.npy", mmap_mode="r")

@@ -86,26 +86,6 @@ def test_fit_on_1_2_3_workers_equals_fit_on_one_machine(local_ray, batch_size):
         np.testing.assert_allclose(history.step["loss"], expected.step["loss"], rtol=1e-10)
 
 
-def test_ctrl_c_on_the_cluster_saves_a_checkpoint_that_resumes_bit_for_bit(local_ray, tmp_path):
-    X, y = _data()
-    cluster = ds.cluster.Ray(workers=2)
-    straight, _ = _fit(X, y, 16, epochs=3, cluster=cluster)
-
-    class CtrlC(ds.Callback):
-        def on_step_end(self, step, logs):
-            if step == 5:
-                os.kill(os.getpid(), signal.SIGINT)
-
-    path = tmp_path / "run.ckpt"
-    _, history = _fit(X, y, 16, epochs=3, cluster=cluster,
-                      callbacks=[ds.Checkpoint(path, every=100), CtrlC()])  # fmt: skip
-    assert history.interrupted and history.n_updates == 6
-    resumed, history = _fit(X, y, 16, epochs=3, cluster=cluster, resume_from=path)
-    assert history.n_updates == 12 and not history.interrupted
-    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
-        assert np.array_equal(p.data, q.data)
-
-
 def test_a_killed_worker_is_restarted_and_two_runs_are_bit_identical(local_ray):
     """Two runs on 2 workers, the second losing a worker process after update 5: the worker is
     restarted, reloads its shard, computes the update again, and the weights are the same."""
@@ -153,3 +133,71 @@ def test_an_address_that_does_not_answer_gives_one_line():
         with pytest.raises(ds.cluster.ClusterError, match="does not answer") as info:
             ds.cluster.Ray(address=f"127.0.0.1:{port}").connect()
     assert "\n" not in str(info.value)
+
+
+_DRIVER = """
+import sys, time
+import numpy as np
+import descend as ds
+
+address, folder = sys.argv[1], sys.argv[2]
+X, y = np.load(folder + "/X.npy"), np.load(folder + "/y.npy")
+
+
+class Stop(ds.Callback):
+    def on_step_end(self, step, logs):
+        if step == 5:  # after the checkpoint of update 6: wait here to be killed
+            print("ready", flush=True)
+            time.sleep(120)
+
+
+model = ds.nn.mlp([3, 6, 2], output_activation="softmax", seed=0, dtype=np.float64)
+ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.Adam(0.05),
+       batch_size=16, epochs=3, seed=3, progress=False,
+       cluster=ds.cluster.Ray(workers=2, address=address),
+       callbacks=[ds.Checkpoint(folder + "/run.ckpt", every=1, unit="steps"), Stop()])
+"""
+
+
+def test_ctrl_c_or_a_killed_driver_resume_from_the_checkpoint_bit_for_bit(local_ray, tmp_path):
+    """Ctrl-C in fit on the cluster saves a checkpoint; a second driver process on the same Ray
+    is killed (SIGKILL) after its checkpoint of update 6. Both runs, resumed here on Ray, end
+    with the uninterrupted run's weights, bit for bit."""
+    import subprocess
+    import sys
+
+    X, y = _data()
+    cluster = ds.cluster.Ray(workers=2)
+    straight, _ = _fit(X, y, 16, epochs=3, cluster=cluster)
+
+    class CtrlC(ds.Callback):
+        def on_step_end(self, step, logs):
+            if step == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    path = tmp_path / "ctrl-c.ckpt"
+    _, history = _fit(X, y, 16, epochs=3, cluster=cluster,
+                      callbacks=[ds.Checkpoint(path, every=100), CtrlC()])  # fmt: skip
+    assert history.interrupted and history.n_updates == 6
+    resumed, history = _fit(X, y, 16, epochs=3, cluster=cluster, resume_from=path)
+    assert history.n_updates == 12 and not history.interrupted
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)
+
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    address = local_ray.get_runtime_context().gcs_address
+    child = subprocess.Popen([sys.executable, "-c", _DRIVER, address, str(tmp_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        child.kill()
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert ds.load_checkpoint(tmp_path / "run.ckpt").position[2] == 6
+    resumed, history = _fit(X, y, 16, epochs=3, cluster=cluster, resume_from=tmp_path / "run.ckpt")
+    assert history.n_updates == 12
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert np.array_equal(p.data, q.data)

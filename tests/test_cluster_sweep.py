@@ -68,8 +68,8 @@ def test_sklearn_grid_search_with_rays_joblib_backend(local_ray):
 
     from descend.sklearn import MLPClassifier
 
-    X, y = ds.datasets.moons(80, seed=0)
-    grid = {"hidden_layer_sizes": [(4,), (8,)], "learning_rate_init": [0.01, 0.1]}
+    X, y = ds.datasets.moons(60, seed=0)
+    grid = {"learning_rate_init": [0.01, 0.1]}
     estimator = MLPClassifier(epochs=5, batch_size=16, random_state=0)
     serial = GridSearchCV(estimator, grid, cv=2).fit(X, y)
     register_ray()
