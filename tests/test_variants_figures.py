@@ -142,3 +142,17 @@ def test_a_result_without_viz_says_how_to_get_the_figures(monkeypatch):
     monkeypatch.setattr(_figures, "_DRAWERS", {})
     with pytest.raises(ImportError, match=r"descend\[plots\]"):
         _figures.draw("history", None)
+
+
+def test_surface_ends_on_top_and_the_legend_off_the_plot():
+    problem = ds.experiments.line_problem("bmi")
+    paths = ds.experiments.descent_paths(problem, lr=0.1, epochs=2)
+    fig = ds.viz.surface(problem, paths, kind="contour")
+    ax = fig.axes[0]
+    ends = [ln for ln in ax.lines if ln.get_marker() == "X"]
+    paths_drawn = [ln for ln in ax.lines if ln.get_linestyle() == "-"]
+    assert len(ends) == len(paths)
+    assert min(e.get_zorder() for e in ends) > max(p.get_zorder() for p in paths_drawn)
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 <= ax.get_window_extent().y0  # below the axes, covering nothing

@@ -13,7 +13,16 @@ from descend.cli.figures import Figures, experiments_module
 from descend.cli.options import Option, add_to_parser, resolve
 from descend.cli.report import Report
 from descend.cli.runs import prepare_folder, share_folder, write_config, write_json, write_text
-from descend.cli.train import ACTIVATIONS, DEFAULT_LR, LOSSES, OPTIMIZERS, choose_loss, prepare
+from descend.cli.train import (
+    ACTIVATIONS,
+    DEFAULT_LR,
+    LOSSES,
+    LR_HELP,
+    OPTIMIZER_HELP,
+    OPTIMIZERS,
+    choose_loss,
+    prepare,
+)
 
 OPTIONS = (
     Option("data", "str", None, "a built-in data set (digits:0-3, moons, ...) or a .csv / .npy "
@@ -29,10 +38,9 @@ OPTIONS = (
            choices=ACTIVATIONS, metavar="NAME"),
     Option("loss", "choice", "auto", "the cost (auto: from the task and the classes)",
            choices=LOSSES, metavar="NAME"),
-    Option("optimizer", "choice", "gd", "the update rule: gd, momentum, rmsprop or adam",
-           choices=OPTIMIZERS, metavar="NAME"),
-    Option("lr", "float", None, "the learning rate, the same for every variant (default: 0.1 "
-           "for gd, 0.05 momentum, 0.005 rmsprop, 0.01 adam)", metavar="RATE"),
+    Option("optimizer", "choice", "gd", OPTIMIZER_HELP, choices=OPTIMIZERS, metavar="NAME"),
+    Option("lr", "float", None, LR_HELP.replace("rate (", "rate, the same for every variant ("),
+           metavar="RATE"),
     Option("epochs", "int", 20, "passes over the data, the same for every variant",
            metavar="N"),
     Option("seeds", "ints", [0, 1, 2], "one run per variant and seed (initial weights and "

@@ -51,6 +51,8 @@ def format_number(value: Any, digits: int = 4) -> str:
 
     >>> format_number(0.123456), format_number(1234567.0), format_number(3), format_number(None)
     ('0.1235', '1.235e+06', '3', '')
+    >>> format_number(-0.0)  # a negative number times a zero derivative has no sign to show
+    '0'
     """
     if value is None:
         return ""
@@ -58,10 +60,12 @@ def format_number(value: Any, digits: int = 4) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
+    if getattr(value, "dtype", None) is not None and value.dtype.kind == "f":
+        value = float(value)  # a NumPy float32 scalar too
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        return f"{value:.{digits}g}"
+        return f"{value + 0.0:.{digits}g}"  # + 0.0 turns -0.0 into 0.0
     return str(value)
 
 

@@ -35,17 +35,18 @@ Details and a second rate in ``docs/variants.md``:
 ==================  =======  ========  ===============  ==========  =========  =======
 variant             updates  wall (s)  time to 0.3 (s)  train loss  test acc.  noise
 ==================  =======  ========  ===============  ==========  =========  =======
-batch (b=1347)      20       0.05      never            1.93        0.467      0.00006
-mini-batch (b=32)   860      0.37      0.13             0.119       0.973      0.076
-stochastic (b=1)    26940    6.5       0.89             0.008       0.979      0.448
+batch (b=1347)      20       0.05      never            1.93        0.467      0.00003
+mini-batch (b=32)   860      0.37      0.13             0.119       0.973      0.49
+stochastic (b=1)    26940    6.5       0.89             0.008       0.979      8.8
 ==================  =======  ========  ===============  ==========  =========  =======
 
 The trade-off, as measured: per epoch, the smaller the batch the further the loss falls
 (20 epochs of SGD end 240 times lower than batch GD), but an epoch of SGD costs 17 to 29 times
-the wall time of one of mini-batch 32, and SGD's per-update loss is six times as noisy; to a
-given loss in wall time, mini-batch wins (0.13 s to 0.3 against 0.89 s for SGD; batch GD,
-with one update per epoch at this rate, is still at 1.93 after 20 epochs). At lr = 0.5 batch GD
-gets to 0.80, mini-batch to 0.026, and SGD does not learn at all (loss 2.42, chance accuracy).
+the wall time of one of mini-batch 32, and SGD's per-update loss is 18 times as noisy for
+its level (one sample's loss is mostly near 0, with spikes); to a given loss in wall time,
+mini-batch wins (0.13 s to 0.3 against 0.89 s for SGD; batch GD, with one update per epoch
+at this rate, is still at 1.93 after 20 epochs). At lr = 0.5 batch GD gets to 0.80,
+mini-batch to 0.026, and SGD does not learn at all (loss 2.42, chance accuracy).
 """
 
 from __future__ import annotations
