@@ -61,14 +61,15 @@ class ShardRows:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def take(self, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """``(X[rows], y[rows])`` of the shard, in the order of ``rows`` (all rows when None)."""
+    def take(self, rows: np.ndarray | slice | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(X[rows], y[rows])`` of the shard, in the order of ``rows`` (an array of shard row
+        numbers, a slice, or None for all)."""
         if rows is None:
-            if len(self.X) == 1:
-                return self.X[0], self.y[0]
-            return np.concatenate(self.X), np.concatenate(self.y)
+            rows = slice(0, len(self))
         if len(self.X) == 1:
             return self.X[0][rows], self.y[0][rows]
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(len(self)))
         piece = np.searchsorted(self.offsets, rows, side="right") - 1
         xb = np.empty((len(rows), *self.X[0].shape[1:]), self.X[0].dtype)
         yb = np.empty((len(rows), *self.y[0].shape[1:]), self.y[0].dtype)
@@ -163,7 +164,20 @@ class ShardWorker:
             return {"n": 0, "cost": 0.0, "grads": None, "metrics": {}}
         for p, w in zip(self.params, weights, strict=True):
             p.data[...] = w
-        xb, yb = self.rows.take(rows)
+        n = len(self.rows) if rows is None else len(rows)
+        total = {"n": n, "cost": 0.0, "grads": None, "metrics": dict.fromkeys(self.metric_fns, 0.0)}
+        # Blocks of rows, added in order: the memory of one step stays bounded (a shard may
+        # be a large memory-mapped file) and each block's arrays stay in cache.
+        for start in range(0, n, CHUNK_ROWS):
+            block = (
+                slice(start, start + CHUNK_ROWS)
+                if rows is None
+                else rows[start : start + CHUNK_ROWS]
+            )
+            self._add_block(total, *self.rows.take(block))
+        return total
+
+    def _add_block(self, total: dict, xb, yb) -> None:
         xb = np.asarray(xb, dtype=self.dtype)
         n = len(xb)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -174,10 +188,19 @@ class ShardWorker:
             if np.isfinite(value):
                 cost.backward()
             # The mean's gradient times the rows is the gradient of the sum over the rows.
-            grads = [_grad_or_zero(p) * n for p in self.params]
+            if total["grads"] is None:
+                total["grads"] = [_grad_or_zero(p) * n for p in self.params]
+            else:
+                for g, p in zip(total["grads"], self.params, strict=True):
+                    g += _grad_or_zero(p) * n
+        total["cost"] += value * n
         output = pred.data if isinstance(pred, Tensor) else np.asarray(pred)
-        metrics = {name: float(fn(yb, output)) * n for name, fn in self.metric_fns.items()}
-        return {"n": n, "cost": value * n, "grads": grads, "metrics": metrics}
+        for name, fn in self.metric_fns.items():
+            total["metrics"][name] += float(fn(yb, output)) * n
+
+
+CHUNK_ROWS = 16_384
+"""A worker computes its rows in blocks of at most this many (their sums added in order)."""
 
 
 def _grad_or_zero(p: Tensor) -> np.ndarray:
