@@ -26,6 +26,9 @@ from descend.cluster.worker import ShardWorker
 from descend.nn.module import Module
 
 RAY_HINT = "install it with: pip install 'descend[ray]'"
+INLINE_BYTES = 64 << 10
+"""Parameters up to this size go to the workers inside each call (no round trip through Ray's
+object store); larger ones are put into the store once per update and read by every worker."""
 
 
 class ClusterError(RuntimeError):
@@ -359,7 +362,9 @@ class DataParallel:
         float
             The cost of the batch at the current parameters (before any update).
         """
-        weights = self._ray.put([p.data for p in self.params])
+        weights = [p.data for p in self.params]
+        if sum(w.nbytes for w in weights) > INLINE_BYTES:
+            weights = self._ray.put(weights)  # once for all the workers, not once each
         refs = [
             w.sums.remote(weights, r)
             for w, r in zip(self.workers, self._rows_of(rows), strict=True)
