@@ -115,6 +115,13 @@ class Ray:
         ------
         ClusterError
             One line: Ray is not installed, or the address does not answer.
+
+        Examples
+        --------
+        >>> import descend as ds
+        >>> ray = ds.cluster.Ray(workers=2).connect()  # doctest: +SKIP
+        >>> ray.cluster_resources()["CPU"]  # doctest: +SKIP
+        2.0
         """
         ray = _import_ray()
         if self.address not in (None, "auto") and not self.address.startswith("ray://"):
@@ -162,6 +169,14 @@ class Ray:
         -------
         list
             The results, in the order of ``items``.
+
+        Examples
+        --------
+        >>> import descend as ds
+        >>> def area(width, height):
+        ...     return width * height
+        >>> ds.cluster.Ray(workers=2).map(area, [{"width": 2, "height": 3}])  # doctest: +SKIP
+        [6]
         """
         ray = self.connect()
         task = ray.remote(num_cpus=self._cpu_share(ray), max_retries=self.max_restarts)(fn)
@@ -178,7 +193,20 @@ class Ray:
         y,
         metric_fns: dict | None = None,
     ) -> DataParallel:
-        """Start the workers on shards of ``(X, y)``; see :class:`DataParallel`."""
+        """Start the workers on shards of ``(X, y)``; see :class:`DataParallel`.
+
+        Examples
+        --------
+        >>> import numpy as np, descend as ds
+        >>> model = ds.nn.mlp([3, 1], seed=0)
+        >>> X, y = np.ones((10, 3), np.float32), np.zeros(10, np.float32)
+        >>> cluster = ds.cluster.Ray(workers=2)
+        >>> dp = cluster.data_parallel(model, ds.losses.mse, X, y)  # doctest: +SKIP
+        >>> cost = dp.gradients(None)  # doctest: +SKIP
+        >>> dp.bounds, model.parameters()[0].grad.shape  # doctest: +SKIP
+        ([(0, 5), (5, 10)], (3, 1))
+        >>> dp.close()  # doctest: +SKIP
+        """
         return DataParallel(self, model, loss_fn, X, y, metric_fns or {})
 
 

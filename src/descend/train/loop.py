@@ -25,6 +25,7 @@ import numpy as np
 
 from descend import losses, optim
 from descend._blas import single_thread_if_small
+from descend.cluster.ray import Ray
 from descend.cluster.trainer import ClusterTrainer
 from descend.data import batches as make_batches
 from descend.data.validation import as_generator
@@ -61,7 +62,7 @@ def fit(
     compile: bool = True,
     resume_from: str | Path | None = None,
     fused: bool | None = None,
-    cluster=None,
+    cluster: Ray | None = None,
 ) -> History:
     """Train ``model`` on ``(X, y)`` by gradient descent and return what happened.
 
