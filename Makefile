@@ -23,8 +23,14 @@ demo: $(VENV)/.installed-cli
 	@echo ""
 	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 
-test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q -n 2 --doctest-modules src/descend tests
+# The ray extra is installed for the cluster tests when it can be (they are skipped otherwise).
+# --dist loadgroup: the tests that share one local Ray instance run on the same test process.
+test: $(VENV)/.installed-dev $(VENV)/.tried-ray
+	$(PY) -m pytest -q -n 2 --dist loadgroup --doctest-modules src/descend tests
+
+$(VENV)/.tried-ray: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e ".[ray]" || echo "ray could not be installed: the cluster tests will be skipped"
+	touch $@
 
 # The comparisons against PyTorch (gradients, costs, layers, optimizer steps), which `make test`
 # skips when torch is not installed: installs the reference extra (PyTorch, CPU) and runs them.

@@ -119,6 +119,12 @@ def _shell_and_sklearn(ns):
     assert ns["scores"].mean() > 0.9, "the estimator learns"
 
 
+def _cluster(ns):
+    assert ns["gap"] < 1e-12, "the shards' sums are the one-machine gradient"
+    assert ns["largest"] < 1e-10, "on 2 and 3 workers, the weights of one machine"
+    assert ns["sgd_ray"] > 2 * ns["sgd_alone"], "SGD is slower on Ray than alone"
+
+
 CLAIMS = {
     "guide/01-neuron.md": _neuron,
     "guide/02-network.md": _network,
@@ -128,7 +134,17 @@ CLAIMS = {
     "guide/06-batch-stochastic-mini-batch.md": _variants,
     "guide/07-optimizers.md": _optimizers,
     "guide/08-cli-and-sklearn.md": _shell_and_sklearn,
+    "guide/09-cluster.md": _cluster,
 }
+
+# The page that starts a local Ray runs with the cluster tests (one Ray per test process).
+_RAY_PAGES = {"guide/09-cluster.md"}
+
+
+def _page_param(page: str):
+    if page in _RAY_PAGES:
+        return pytest.param(page, marks=pytest.mark.xdist_group("ray"))
+    return page
 
 
 def _run(page: str, tmp_path: Path):
@@ -136,8 +152,10 @@ def _run(page: str, tmp_path: Path):
     return hooks.run_page(text, page, workdir=tmp_path)
 
 
-@pytest.mark.parametrize("page", EXECUTED_PAGES)
+@pytest.mark.parametrize("page", [_page_param(p) for p in EXECUTED_PAGES])
 def test_page_code_runs(page, tmp_path):
+    if page in _RAY_PAGES:
+        pytest.importorskip("ray")
     result = _run(page, tmp_path)
     if page in CLAIMS:
         CLAIMS[page](result.namespace)
@@ -152,8 +170,8 @@ def test_readme_code_runs(tmp_path):
 
 
 def test_every_chapter_of_the_issue_is_there():
-    assert len(GUIDE_CHAPTERS) == 8
-    assert set(GUIDE_CHAPTERS) <= set(CLAIMS)
+    assert len(GUIDE_CHAPTERS) >= 9
+    assert set(GUIDE_CHAPTERS) == set(CLAIMS)
     for page in GUIDE_CHAPTERS:
         assert hooks.runnable_blocks((DOCS / page).read_text(encoding="utf-8")), page
 

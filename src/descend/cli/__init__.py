@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Sequence
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
+from descend.cluster import ClusterError
 
 __all__ = ["main", "run_as_program"]
 
@@ -41,6 +42,10 @@ examples:
   descend predict runs/digits new.csv -o predictions.csv
   descend landscape runs/digits                    # the loss around the trained weights
   descend gradcheck runs/digits                    # backprop against finite differences
+  descend sweep moons --lrs 0.01,0.1 --batches full,32 --optimizers gd,adam
+  descend train digits --workers 2                 # on Ray: 2 workers, each a shard of the data
+
+--workers and --address (train, compare, sweep) need the ray extra: pip install 'descend[ray]'.
 
 Run descend COMMAND --help for the options of each command. An --out folder that already holds
 a run is refused; add --force to replace it (once the new run is complete).
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         inspect_cmd,
         landscape,
         surface,
+        sweep,
         train,
     )
 
@@ -91,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
-    for module in (train, evaluate, compare, surface, landscape, inspect_cmd, gradcheck,
+    for module in (train, evaluate, compare, sweep, surface, landscape, inspect_cmd, gradcheck,
                    datasets_cmd):  # fmt: skip
         module.register(subparsers, [common])
     return parser
@@ -170,7 +176,10 @@ def _report(prog: str, exc: Exception) -> int:
     if isinstance(exc, CLIError):
         print(f"{exc.prog or prog}: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    if isinstance(exc, ValueError | TypeError | FileNotFoundError | PermissionError | ImportError):
+    if isinstance(
+        exc,
+        ValueError | TypeError | FileNotFoundError | PermissionError | ImportError | ClusterError,
+    ):
         # descend's own errors already say what to do; the command adds only where it was.
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 1

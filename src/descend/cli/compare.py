@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from descend.cli import data as data_module
+from descend.cli.cluster_options import CLUSTER_OPTIONS, cluster_from
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
 from descend.cli.options import Option, add_to_parser, resolve
@@ -53,6 +54,7 @@ OPTIONS = (
     Option("figures", "bool", True, "draw the figures (PNG, and in the report)"),
     Option("out", "str", None, "the folder to write (default: runs/compare-<data>-<time>)",
            metavar="DIR", saved=False),
+    *CLUSTER_OPTIONS,
 )  # fmt: skip
 
 EPILOG = """\
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import descend as ds
 
     values = resolve(OPTIONS, args, args.config, "compare")
+    cluster = cluster_from(values)
     if not values["data"]:
         raise UsageError("no data given; e.g. descend compare digits:0-3 (see descend datasets)")
     if values["lr"] is None:
@@ -143,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     result = ds.experiments.compare_variants(
         model, prep.X_train, scaled_target(prep.y_train, prep.info), loss=loss, test_data=test,
         batch_sizes=values["batches"], epochs=values["epochs"], optimizer=values["optimizer"],
-        lr=values["lr"], seeds=values["seeds"],
+        lr=values["lr"], seeds=values["seeds"], cluster=cluster,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     table = result.to_markdown()

@@ -51,7 +51,8 @@ from descend.io import atomic_write, current_umask
 OWN_FILES = (
     "model.npz", "config.toml", "preprocess.json", "history.csv", "steps.csv", "metrics.json",
     "trajectory.npz", "report.html", "*.png", "comparison.md", "comparison.json",
-    "inspect.json", "landscape.json", "surface.json", "surface.html", ".*.tmp",
+    "inspect.json", "landscape.json", "surface.json", "surface.html", "sweep.md", "sweep.json",
+    ".*.tmp",
 )  # fmt: skip
 OWN_FOLDERS = ("inspect-*", "landscape*")
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from descend import losses
 from descend.cli import data as data_module
+from descend.cli.cluster_options import CLUSTER_OPTIONS, cluster_from
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
@@ -76,6 +77,7 @@ OPTIONS = (
            "is faster"),
     Option("out", "str", None, "the run folder to write (default: runs/<data>-<time>)",
            metavar="DIR", saved=False),
+    *CLUSTER_OPTIONS,
 )  # fmt: skip
 
 EPILOG = """\
@@ -296,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
     import descend as ds
 
     values = _settled_values(args)
+    cluster = cluster_from(values)  # an address that does not answer: before any folder
     data = data_module.load(values["data"], values["target"], values["task"])
     loss, output_activation, n_out = choose_loss(values["loss"], data)
     values["loss"] = loss
@@ -317,7 +320,9 @@ def run(args: argparse.Namespace) -> int:
     prep.info.update(loss=loss, output_activation=output_activation, sizes=sizes)
     if not args.quiet:
         print(_headline(values, data, prep, sizes, output_activation), flush=True)
-    history, recorder, interrupted, diverged = _train(model, prep, values, sizes, args.quiet)
+    history, recorder, interrupted, diverged = _train(
+        model, prep, values, sizes, args.quiet, cluster
+    )
     metrics = _final_metrics(model, prep, loss, values, history, interrupted, diverged)
     with folder:
         _write_run(folder, args, values, model, prep, sizes, metrics, history, recorder)
@@ -343,7 +348,9 @@ def _settled_values(args: argparse.Namespace) -> dict[str, Any]:
     return settle(values)
 
 
-def _train(model, prep: Prepared, values: dict[str, Any], sizes: list[int], quiet: bool):
+def _train(
+    model, prep: Prepared, values: dict[str, Any], sizes: list[int], quiet: bool, cluster=None
+):
     """Fit the model: (history, recorder, interrupted, diverged message or None)."""
     import descend as ds
 
@@ -368,7 +375,7 @@ def _train(model, prep: Prepared, values: dict[str, Any], sizes: list[int], quie
             model, prep.X_train, scaled_target(prep.y_train, prep.info), loss=prep.info["loss"],
             optimizer=values["optimizer"], lr=values["lr"], batch_size=values["batch"],
             epochs=values["epochs"], seed=values["seed"], validation_data=validation,
-            callbacks=callbacks, progress=(not quiet) and tty,
+            callbacks=callbacks, progress=(not quiet) and tty, cluster=cluster,
         )  # fmt: skip
         interrupted = bool(getattr(history, "interrupted", False))
     except KeyboardInterrupt:

@@ -9,10 +9,12 @@ from descend.experiments.problems import (
     line_problem,
     variant_label,
 )
+from descend.experiments.sweep import SweepResult, grid_sweep, run_many
 from descend.experiments.variants import VariantComparison, VariantRun, compare_variants, loss_noise
 
 __all__ = [
-    "LocalMinimaResult", "LossPlane", "TwoParameterProblem", "VariantComparison", "VariantRun",
-    "camel_problem", "compare_variants", "descent_paths", "line_problem", "local_minima",
+    "LocalMinimaResult", "LossPlane", "SweepResult", "TwoParameterProblem", "VariantComparison",
+    "VariantRun", "camel_problem", "compare_variants", "descent_paths", "grid_sweep",
+    "line_problem", "local_minima", "run_many",
     "loss_noise", "loss_plane", "variant_label",
 ]  # fmt: skip

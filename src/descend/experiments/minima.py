@@ -38,6 +38,7 @@ from descend.experiments.problems import (
     camel_problem,
     variant_label,
 )
+from descend.experiments.sweep import run_many
 
 __all__ = ["LocalMinimaResult", "local_minima"]
 
@@ -106,6 +107,7 @@ def local_minima(
     noise: float = 2.0,
     seed: int = 0,
     max_path_points: int = 200,
+    cluster=None,
 ) -> LocalMinimaResult:
     """How often each variant of gradient descent ends in the global minimum, from many starts.
 
@@ -132,6 +134,9 @@ def local_minima(
         Seeds the starts, the samples and the shuffling: the same seed gives the same result.
     max_path_points : int, default 200
         Points kept per path for the figure.
+    cluster : descend.cluster.Ray, optional
+        Run each (batch size, learning rate) setting as a Ray task
+        (:func:`~descend.experiments.sweep.run_many`): the same numbers as serially.
 
     Returns
     -------
@@ -164,35 +169,40 @@ def local_minima(
     minima = np.array(list(problem.minima.values()))
     names = np.array(["global", "local", "local"])
 
+    todo = [(_batch_of(b, n_samples), float(lr)) for b in batch_sizes for lr in lrs]
+    done = run_many(_run, [dict(b=b, lr=lr) for b, lr in todo], cluster,
+                    dict(starts=starts, xi=xi, steps=steps, kept=kept, seed=seed))  # fmt: skip
     rows, paths, outcomes = [], {}, {}
-    for batch_size in batch_sizes:
-        b = n_samples if batch_size == "full" else int(batch_size)
-        if not 1 <= b <= n_samples:
-            raise ValueError(f"batch size {batch_size!r} must be 'full' or in 1..{n_samples}")
-        for lr in lrs:
-            path, final, diverged = _run(starts, xi, b, float(lr), steps, kept, seed)
-            outcome = _classify(final, diverged, minima, names)
-            paths[(b, float(lr))] = path
-            outcomes[(b, float(lr))] = outcome
-            rows.append(
-                {
-                    "variant": variant_label(b, n_samples),
-                    "batch size": b,
-                    "lr": float(lr),
-                    "gradient noise": float(sample_std * np.sqrt((1 - b / n_samples) / b)),
-                    "runs": n_starts,
-                    "global": float(np.mean(outcome == "global")),
-                    "local": float(np.mean(outcome == "local")),
-                    "diverged": float(np.mean(outcome == "diverged")),
-                    "other": float(np.mean(outcome == "other")),
-                }
-            )
+    for (b, lr), (path, final, diverged) in zip(todo, done, strict=True):
+        outcome = _classify(final, diverged, minima, names)
+        paths[(b, lr)] = path
+        outcomes[(b, lr)] = outcome
+        rows.append(
+            {
+                "variant": variant_label(b, n_samples),
+                "batch size": b,
+                "lr": lr,
+                "gradient noise": float(sample_std * np.sqrt((1 - b / n_samples) / b)),
+                "runs": n_starts,
+                "global": float(np.mean(outcome == "global")),
+                "local": float(np.mean(outcome == "local")),
+                "diverged": float(np.mean(outcome == "diverged")),
+                "other": float(np.mean(outcome == "other")),
+            }
+        )
     settings = {
         "batch_sizes": list(batch_sizes), "lrs": [float(lr) for lr in lrs],
         "n_starts": n_starts, "steps": steps, "n_samples": n_samples, "noise": noise,
         "seed": seed,
     }  # fmt: skip
     return LocalMinimaResult(problem, rows, starts, paths, kept, outcomes, settings)
+
+
+def _batch_of(batch_size, n_samples: int) -> int:
+    b = n_samples if batch_size == "full" else int(batch_size)
+    if not 1 <= b <= n_samples:
+        raise ValueError(f"batch size {batch_size!r} must be 'full' or in 1..{n_samples}")
+    return b
 
 
 def _run(starts, xi, b, lr, steps, kept, seed):

@@ -62,6 +62,7 @@ import numpy as np
 from descend.experiments import _figures
 from descend.experiments._table import fmt, markdown
 from descend.experiments.problems import variant_label
+from descend.experiments.sweep import run_many
 from descend.train.callbacks import Callback
 from descend.train.loop import DivergenceError
 
@@ -514,6 +515,7 @@ def compare_variants(
     target_loss: float | None = None,
     noise_window: int = 10,
     metrics="auto",
+    cluster=None,
 ) -> VariantComparison:
     """Train one model with batch, stochastic and mini-batch gradient descent, and measure it.
 
@@ -552,6 +554,9 @@ def compare_variants(
         The moving-average window of the loss noise (:func:`loss_noise`).
     metrics : "auto", str, callable or list
         As for :func:`descend.fit`; "auto" is accuracy for classification.
+    cluster : descend.cluster.Ray, optional
+        Run the trainings as Ray tasks (:func:`~descend.experiments.sweep.run_many`): each
+        run gives the same numbers as serially, its wall time measured where it ran.
 
     Returns
     -------
@@ -596,16 +601,14 @@ def compare_variants(
         test_data = check_X_y(*test_data, name_X="X_test", name_y="y_test")
 
     starts = _starting_models(model, seeds)
-    runs = [
-        _train_one(
-            copy.deepcopy(starts[seed]), label, batch_size, seed, X, y,
-            _Curve(X, y, test_data, loss, metric_fns),
-            dict(loss=loss, optimizer=make_optimizer(), epochs=epochs, metrics=metrics),
-            noise_window,
-        )
+    runs = run_many(_train_one, [
+        dict(net=copy.deepcopy(starts[seed]), label=label, batch_size=batch_size, seed=seed, X=X,
+             y=y, curve=_Curve(X, y, test_data, loss, metric_fns),
+             fit_args=dict(loss=loss, optimizer=make_optimizer(), epochs=epochs, metrics=metrics),
+             noise_window=noise_window)
         for label, batch_size in resolved
         for seed in seeds
-    ]  # fmt: skip
+    ], cluster)  # fmt: skip
     target, note = _target(runs, target_loss)
     opt_repr = repr(make_optimizer())
     settings = {

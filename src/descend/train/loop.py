@@ -25,6 +25,8 @@ import numpy as np
 
 from descend import losses, optim
 from descend._blas import single_thread_if_small
+from descend.cluster.ray import Ray
+from descend.cluster.trainer import ClusterTrainer
 from descend.data import batches as make_batches
 from descend.data.validation import as_generator
 from descend.nn.module import Module
@@ -60,6 +62,7 @@ def fit(
     compile: bool = True,
     resume_from: str | Path | None = None,
     fused: bool | None = None,
+    cluster: Ray | None = None,
 ) -> History:
     """Train ``model`` on ``(X, y)`` by gradient descent and return what happened.
 
@@ -125,6 +128,13 @@ def fit(
         a damaged file :class:`~descend.io.ModelFileError`.
     fused : bool, optional
         Deprecated: the former name of ``compile``.
+    cluster : descend.cluster.Ray, optional
+        Compute each batch's cost and gradients on Ray workers, each holding a shard of the
+        data (see :mod:`descend.cluster`): the same batches from the same seed, the same
+        optimizer, records, callbacks, checkpoints and Ctrl-C handling; the weights equal the
+        one-machine run's up to float rounding. ``X`` and ``y`` may then also be lists of
+        ``.npy`` shard files that the workers open themselves. ``compile`` does not apply
+        (the workers run the eager step); ``history.params["executor"]`` is ``"ray"``.
 
     Returns
     -------
@@ -180,8 +190,9 @@ def fit(
     checks.check_model(model)
     hint = "train for at least one epoch, e.g. epochs=10"
     epochs = checks.check_positive_int(epochs, "epochs", hint)
-    run = _Run(model, loss, optimizer, lr, metrics, callbacks, compile)
-    X, y, validation = checks.data(model, X, y, validation_data, validation_split, run.loss)
+    run = _Run(model, loss, optimizer, lr, metrics, callbacks, compile, cluster)
+    data_checks = checks.data if cluster is None else ClusterTrainer.check_data
+    X, y, validation = data_checks(model, X, y, validation_data, validation_split, run.loss)
     run.prepare(X, y, batch_size, shuffle, as_generator(seed), epochs, validation, progress)
     if resume_from is not None:
         run.rng = resume(resume_from, run.state, run.rng, epochs, model, run.optimizer)
@@ -214,24 +225,35 @@ def fit(
 class _Run:
     """One call of ``fit``: its trainer, batches, records and callbacks."""
 
-    def __init__(self, model, loss, optimizer, lr, metrics, callbacks, compile) -> None:
+    def __init__(self, model, loss, optimizer, lr, metrics, callbacks, compile, cluster) -> None:
         self.model, self.loss = model, losses.get(loss)
         self.metric_fns = get_metrics(checks.check_metrics(metrics), losses.is_classification(loss))
         self.callbacks = checks.check_callbacks(callbacks)
         self.optimizer = checks.resolve_optimizer(optimizer, lr)
-        self.trainer = Trainer(model, loss=self.loss, optimizer=self.optimizer, compile=compile)
+        if cluster is None:
+            self.trainer = Trainer(model, loss=self.loss, optimizer=self.optimizer, compile=compile)
+        else:
+            self.trainer = ClusterTrainer(
+                cluster, model, self.loss, self.optimizer, self.metric_fns
+            )
+        self.cluster = cluster
         self.dtype = model.dtype or np.float32
         self.epoch_logs: dict = {}
 
     def prepare(self, X, y, batch_size, shuffle, rng, epochs, validation, progress) -> None:
         self.rng, self.epochs, self.validation = rng, epochs, validation
-        self.loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
+        batched = (X, y)
+        if self.cluster is not None:  # the workers hold the rows: fit batches the row numbers
+            batched = (self.trainer.prepare(X, y), None)
+            X, y = self.trainer.like  # zero rows of the data's shapes, for the records
+        self.loader = make_batches(*batched, batch_size=batch_size, shuffle=shuffle, seed=rng)
         callbacks = self.callbacks
         if progress_wanted(progress) and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
         self.trainer.reads_grads = any(getattr(c, "reads_gradients", True) for c in self.callbacks)
-        y = self.trainer.prepare(X, y, self.loader.batch_size)
-        self.loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
+        if self.cluster is None:
+            y = self.trainer.prepare(X, y, self.loader.batch_size)
+            self.loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
         self.history = History(params=checks.fit_params(self, epochs))
         args = checks.fit_args(self, epochs, X, y)
         self.state = TrainingState(self.model, self.optimizer, self.history, args, self.metric_fns)
@@ -268,7 +290,7 @@ class _Run:
         metric_items, metric_sums = list(self.metric_fns.items()), state.metric_sums
         step_loss, step_size = history.step["loss"], history.step["batch_size"]
         for xb, yb in self.loader.epoch(batch):
-            if xb.dtype != dtype:
+            if xb.dtype != dtype and self.cluster is None:
                 xb = xb.astype(dtype)
             n, rate, step = xb.shape[0], optimizer.lr, history.n_updates
             # The update and its record, as one: Ctrl-C waits until both are done.
@@ -280,8 +302,9 @@ class _Run:
             if value > watch.limit:
                 watch.check(value, n, step, epoch, rate)
             if metric_items:  # from this update's forward pass, before the update
-                for (name, _), score in zip(metric_items, scores(metric_items, yb, trainer.output),
-                                            strict=True):  # fmt: skip
+                batch_scores = (scores(metric_items, yb, trainer.output) if self.cluster is None
+                                else trainer.scores)  # fmt: skip
+                for (name, _), score in zip(metric_items, batch_scores, strict=True):
                     metric_sums[name] += score * n
             step_loss.append(value)
             step_size.append(n)
