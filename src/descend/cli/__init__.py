@@ -30,6 +30,7 @@ examples:
   descend predict runs/digits new.csv -o predictions.csv
   descend landscape runs/digits                    # the loss around the trained weights
   descend gradcheck runs/digits                    # backprop against finite differences
+  descend playground                               # watch and steer it live in the browser
 
 Run descend COMMAND --help for the options of each command.
 """
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         gradcheck,
         inspect_cmd,
         landscape,
+        playground,
         surface,
         train,
     )
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     for module in (train, evaluate, compare, surface, landscape, inspect_cmd, gradcheck,
-                   datasets_cmd):  # fmt: skip
+                   datasets_cmd, playground):  # fmt: skip
         module.register(subparsers, [common])
     return parser
 
