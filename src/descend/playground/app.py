@@ -32,7 +32,9 @@ __all__ = ["MAX_SESSIONS", "MAX_UPLOAD_BYTES", "create_app", "handle"]
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # an uploaded CSV, as text
-MAX_MESSAGE_BYTES = MAX_UPLOAD_BYTES + 64 * 1024  # the upload and its JSON wrapping
+# A message: the upload in JSON (escaped newlines and quotes make it longer) and its wrapping.
+# Anything longer closes that one connection (uvicorn's frame limit); the server goes on.
+MAX_MESSAGE_BYTES = 3 * MAX_UPLOAD_BYTES + 64 * 1024
 MAX_SESSIONS = 32  # open tabs at once; the next one is told to close one
 VIEWS = ("boundary", "network")
 log = logging.getLogger("descend.playground")
@@ -155,6 +157,13 @@ def handle(session: Session, text: str, state: dict | None = None) -> dict:
     return reply
 
 
+def _answer(session: Session, text: str, state: dict, token: str) -> str:
+    reply = handle(session, text, state)
+    if reply.get("type") == "setup":
+        reply["token"] = token
+    return _dumps(reply)
+
+
 def _dumps(reply: dict) -> str:
     # NaN is not JSON: a diverged number goes out as null.
     try:
@@ -243,10 +252,9 @@ def create_app(given=None, model_factory: Callable | None = None):
                 text = message.get("text")
                 if text is None:
                     text = "binary"  # answered as a malformed message
-                reply = await run_in_threadpool(handle, session, text, state)
-                if reply.get("type") == "setup":
-                    reply["token"] = token
-                await websocket.send_text(_dumps(reply))
+                # The update and its JSON in a worker thread: the event loop stays free.
+                reply = await run_in_threadpool(_answer, session, text, state, token)
+                await websocket.send_text(reply)
         except WebSocketDisconnect:
             pass
         finally:

@@ -47,7 +47,7 @@ PRESETS = {
     "xor": {"hidden": [8], "activation": "tanh", "optimizer": "gd", "lr": 0.3, "batch": 16},
     "digits:0-3": {"hidden": [16], "activation": "relu", "optimizer": "gd", "lr": 0.2,
                    "batch": 32},
-    "diabetes-line": {"hidden": [], "activation": "relu", "optimizer": "gd", "lr": 0.5,
+    "diabetes-line": {"hidden": [], "activation": "relu", "optimizer": "gd", "lr": 0.8,
                       "batch": "full"},
     "upload": {"hidden": [16], "activation": "relu", "optimizer": "adam", "lr": 0.01, "batch": 32},
     "given": {"hidden": [16], "activation": "relu", "optimizer": "adam", "lr": 0.01, "batch": 32},
@@ -421,10 +421,11 @@ class Session:
         out = np.nan_to_num(out.reshape(len(grid), -1))
         if self.data.task == "regression":
             return {"kind": "value", "z": _rounded(out[:, 0], 4), "n": GRID}
+        # Probabilities as 0..255: what a colour can show, and a quarter of the JSON.
         if out.shape[1] == 1:
-            return {"kind": "binary", "z": _rounded(out[:, 0], 3), "n": GRID}
+            return {"kind": "binary", "z": _bytes(out[:, 0]), "n": GRID}
         return {"kind": "classes", "cls": out.argmax(axis=1).tolist(),
-                "z": _rounded(out.max(axis=1), 3), "n": GRID}  # fmt: skip
+                "z": _bytes(out.max(axis=1)), "n": GRID}  # fmt: skip
 
     def network(self) -> dict:
         """The network for one training sample: activations forward, derivatives backward."""
@@ -505,6 +506,10 @@ def _rounded(a, digits: int, nested: bool = False) -> list:
     scale = np.where(arr == 0, 1.0, 10.0 ** np.floor(np.log10(np.abs(arr) + 1e-300)))
     arr = np.round(arr / scale, digits - 1) * scale
     return arr.tolist() if nested or arr.ndim <= 1 else arr.ravel().tolist()
+
+
+def _bytes(p: np.ndarray) -> list[int]:
+    return np.clip(np.rint(p * 255.0), 0, 255).astype(np.int64).tolist()
 
 
 def _values(a) -> Any:

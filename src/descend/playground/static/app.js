@@ -8,7 +8,7 @@ const OUTCOME = { global: "#2a9d5b", local: "#e07b39", diverged: "#c0392b", othe
 const MAX_UPLOAD = 2 * 1024 * 1024;
 
 const state = {
-  ws: null, token: null, setup: null, playing: false, pending: false, nextId: 1,
+  ws: null, token: null, setup: null, playing: false, inflight: 0, nextId: 1,
   costs: [], epochs: [], path: [], frame: null, race: null, racing: false,
   drawn: 0, // frames drawn since the page loaded (read by the benchmark)
   lastFrameMs: 0,
@@ -32,14 +32,14 @@ function connect() {
 function send(message) {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
   message.id = state.nextId++;
-  state.pending = true;
+  state.inflight += 1;
   state.sentAt = performance.now();
   state.ws.send(JSON.stringify(message));
   return true;
 }
 
 function receive(msg) {
-  state.pending = false;
+  state.inflight = Math.max(0, state.inflight - 1);
   if (msg.type === "error") {
     showError(msg.message);
     stopPlaying();
@@ -47,12 +47,12 @@ function receive(msg) {
     updateRaceButtons();
     return;
   }
+  if (state.playing && msg.type === "frame") tick(); // the next update, before drawing this one
   if (msg.type === "setup") { clearError(); applySetup(msg); }
   else if (msg.type === "frame") applyFrame(msg);
   else if (msg.type === "race") applyRace(msg);
   else if (msg.type === "minima") drawMinima(msg);
   state.lastFrameMs = performance.now() - state.sentAt;
-  if (state.playing && msg.type !== "setup") requestAnimationFrame(tick);
   if (state.racing && msg.type === "race") setTimeout(raceTick, 0);
 }
 
@@ -157,9 +157,12 @@ function views() {
   return v;
 }
 
+// While playing, two requests are in flight: the server computes the next update while the
+// page draws this one.
 function tick() {
-  if (!state.playing || state.pending) return;
-  send({ type: "step", n: Number($("speed").value), views: views() });
+  while (state.playing && state.inflight < 2) {
+    if (!send({ type: "step", n: Number($("speed").value), views: views() })) break;
+  }
 }
 
 function startPlaying() { state.playing = true; $("play").textContent = "Pause"; $("play").classList.add("playing"); tick(); }
@@ -191,12 +194,17 @@ function upload(file) {
 // --- drawing helpers -------------------------------------------------------------------------
 
 function prepareCanvas(canvas) {
+  // The drawing buffer follows the size the page gives the canvas (and the screen's pixel
+  // ratio); its shape stays that of its width and height attributes.
   const ratio = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || canvas.width, h = Math.round(w * canvas.height / canvas.width);
+  if (!canvas._aspect) {
+    canvas._aspect = canvas.height / canvas.width;
+    canvas.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
+  }
+  const w = canvas.clientWidth || canvas.width, h = Math.round(w * canvas._aspect);
   if (canvas._w !== w || canvas._r !== ratio) {
     canvas._w = w; canvas._r = ratio; canvas._h = h;
     canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
-    canvas.style.height = `${h}px`;
   }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -297,8 +305,8 @@ function drawBoundary(setup, b) {
   $("map-note").textContent = "Filled dots: training samples; rings: validation samples.";
   const [ctx, w, h] = prepareCanvas($("map"));
   let color;
-  if (b.kind === "binary") color = (i) => diverging(1 - b.z[i]);
-  else if (b.kind === "classes") color = (i) => mix(hexToRgb(COLORS[b.cls[i] % COLORS.length]), 0.25 + 0.6 * b.z[i]);
+  if (b.kind === "binary") color = (i) => diverging(1 - b.z[i] / 255);
+  else if (b.kind === "classes") color = (i) => mix(hexToRgb(COLORS[b.cls[i] % COLORS.length]), 0.25 + 0.6 * b.z[i] / 255);
   else {
     const ys = p.train_y, lo = Math.min(...ys), hi = Math.max(...ys);
     color = (i) => diverging(1 - (b.z[i] - lo) / ((hi - lo) || 1));
@@ -502,7 +510,7 @@ function drawMinima(m) {
   const holder = $("minima-panels"); holder.innerHTML = "";
   const [[x0, x1], [y0, y1]] = m.bounds;
   const lo = Math.min(...m.surface), hi = Math.max(...m.surface);
-  for (const v of m.variants) {
+  const canvases = m.variants.map((v) => {
     const panel = document.createElement("div"); panel.className = "panel";
     const title = document.createElement("h2");
     title.textContent = `${v.name}: ${(100 * v.global).toFixed(0)}% reach the global minimum`;
@@ -511,7 +519,10 @@ function drawMinima(m) {
     const note = document.createElement("p"); note.className = "note";
     note.textContent = `global ${(100 * v.global).toFixed(0)}%, local ${(100 * v.local).toFixed(0)}%, diverged ${(100 * v.diverged).toFixed(0)}%, other ${(100 * v.other).toFixed(0)}%`;
     panel.append(title, canvas, note); holder.appendChild(panel);
-    const [ctx, w, h] = prepareCanvas(canvas);
+    return canvas;
+  });
+  m.variants.forEach((v, n) => {
+    const [ctx, w, h] = prepareCanvas(canvases[n]);
     heatmap(ctx, w, h, m.n, (i) => { const t = (m.surface[i] - lo) / ((hi - lo) || 1); const g = Math.round(255 - 150 * t); return [g, g, Math.round(g * 0.95 + 12)]; });
     const sx = (x) => (x - x0) / (x1 - x0) * w, sy = (y) => h - (y - y0) / (y1 - y0) * h;
     if ($("min-paths").checked) {
@@ -524,7 +535,7 @@ function drawMinima(m) {
     v.ends.forEach((p, k) => { ctx.fillStyle = OUTCOME[v.outcomes[k]]; ctx.beginPath(); ctx.arc(sx(p[0]), sy(p[1]), 3.5, 0, 2 * Math.PI); ctx.fill(); });
     ctx.fillStyle = "#000"; ctx.font = "16px system-ui"; ctx.textAlign = "center";
     for (const name in m.minima) { const [a, b] = m.minima[name]; ctx.fillText(name.startsWith("global") ? "★" : "☆", sx(a), sy(b) + 5); }
-  }
+  });
 }
 
 // --- wiring ----------------------------------------------------------------------------------
