@@ -150,8 +150,8 @@ def test_the_script_download_repeats_the_run_exactly(tab, tmp_path, data):
 def test_the_config_download_repeats_the_run_with_descend_train(tab, tmp_path):
     from descend.cli import main
 
-    setup = tab.ask({"type": "configure", "settings": {"data": "circles", "optimizer": "adam",
-                                                       "lr": 0.01, "batch": 32, "seed": 2}})  # fmt: skip
+    settings = {"data": "circles", "optimizer": "adam", "lr": 0.01, "batch": 32, "seed": 2}
+    setup = tab.ask({"type": "configure", "settings": settings})
     tab.ask({"type": "step", "n": 2 * setup["updates_per_epoch"]})
     config = tab.download("config.toml").decode()
     assert "epochs = 2" in config and 'data = "circles"' in config
