@@ -274,7 +274,7 @@ function diverging(t) { // t in [0, 1]: blue - white - orange
   return mix(a, Math.abs(t - 0.5) * 2);
 }
 
-function heatmap(ctx, w, h, n, colorAt) {
+function heatmap(ctx, w, h, n, colorAt, smooth = true) {
   const off = document.createElement("canvas"); off.width = n; off.height = n;
   const octx = off.getContext("2d"); const img = octx.createImageData(n, n);
   for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) {
@@ -282,7 +282,7 @@ function heatmap(ctx, w, h, n, colorAt) {
     img.data[k] = rgb[0]; img.data[k + 1] = rgb[1]; img.data[k + 2] = rgb[2]; img.data[k + 3] = 255;
   }
   octx.putImageData(img, 0, 0);
-  ctx.imageSmoothingEnabled = true; ctx.drawImage(off, 0, 0, w, h);
+  ctx.imageSmoothingEnabled = smooth; ctx.drawImage(off, 0, 0, w, h);
 }
 
 function drawMap(f) {
@@ -356,7 +356,7 @@ function drawDigit(net, shape) {
   $("map-note").textContent = "The 64 pixels the first layer reads (standardised when the data is).";
   const [ctx, w, h] = prepareCanvas($("map"));
   const v = net.input, lo = Math.min(...v), hi = Math.max(...v);
-  heatmap(ctx, w, h, shape[0], (i) => { const r = Math.floor(i / shape[1]), c = i % shape[1]; const t = (v[(shape[0] - 1 - r) * shape[1] + c] - lo) / ((hi - lo) || 1); const g = Math.round(255 * (1 - t)); return [g, g, g]; });
+  heatmap(ctx, w, h, shape[0], (i) => { const r = Math.floor(i / shape[1]), c = i % shape[1]; const t = (v[(shape[0] - 1 - r) * shape[1] + c] - lo) / ((hi - lo) || 1); const g = Math.round(255 * (1 - t)); return [g, g, g]; }, false);
 }
 
 // --- the network, forward and backward -------------------------------------------------------
@@ -579,7 +579,8 @@ function wire() {
   // Keys for the training buttons, outside text fields: space, s, e, r, n.
   document.addEventListener("keydown", (ev) => {
     const tag = (ev.target.tagName || "").toLowerCase();
-    if (["input", "select", "textarea", "button", "a"].includes(tag) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (["input", "select", "textarea"].includes(tag) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === " " && ["button", "a", "summary"].includes(tag)) return; // space presses it
     if ($("view-train").hidden) return;
     const actions = { " ": togglePlay, s: stepOnce, e: epochOnce, r: () => reset(false), n: () => reset(true) };
     if (actions[ev.key]) { actions[ev.key](); ev.preventDefault(); }
