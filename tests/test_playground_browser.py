@@ -143,8 +143,8 @@ def test_upload_a_csv_and_download_the_model(browser, server, tmp_path):
     X = rng.normal(size=(80, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=80)
     csv = tmp_path / "mine.csv"
-    csv.write_text("u,v,w,price\n" + "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in
-                                              zip(X.tolist(), y.tolist(), strict=True)))  # fmt: skip
+    rows = zip(X.tolist(), y.tolist(), strict=True)
+    csv.write_text("u,v,w,price\n" + "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in rows))
     page = _open(browser, server)
     page.fill("#target", "price")
     page.set_input_files("#upload", str(csv))
