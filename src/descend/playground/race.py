@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.playground.session import PlaygroundError, Session, _make_trainer, _number, _rounded
+from descend.playground.session import FitSteps, PlaygroundError, Session, _number, _rounded
 
 __all__ = ["Race", "minima"]
 
@@ -53,14 +53,12 @@ class Race:
         for name, batch in (("batch", "full"), ("stochastic (b=1)", 1), (f"mini-batch (b={k})", k)):
             model = ds.nn.from_config(start.get_config())
             model.load_state_dict(start.state_dict())
-            trainer = _make_trainer(model, session.loss, ds.optim.get(s["optimizer"], lr=s["lr"]))
-            targets = getattr(trainer, "check_targets", lambda y: y)(self.y)
-            loader = ds.data.batches(self.X, targets, batch_size=batch, shuffle=True,
-                                     seed=s["seed"])  # fmt: skip
+            optimizer = ds.optim.get(s["optimizer"], lr=s["lr"])
+            steps = FitSteps(model, session.loss, optimizer, self.X, self.y, batch, s["seed"])
             cost = self._cost(model)
             self.variants.append({
-                "name": name, "batch": batch, "model": model, "trainer": trainer,
-                "loader": loader, "updates": 0, "time": 0.0, "epochs": 0,
+                "name": name, "batch": batch, "model": model, "steps": steps, "updates": 0,
+                "time": 0.0, "epochs": 0,
                 "curve": [{"epoch": 0, "updates": 0, "time": 0.0, "loss": cost}],
                 "diverged": False,
             })  # fmt: skip
@@ -74,17 +72,18 @@ class Race:
 
     def step(self) -> dict[str, Any]:
         """One more epoch of every variant; returns each one's new point and totals."""
+        import descend as ds
+
         for v in self.variants:
             if v["diverged"] or v["epochs"] >= MAX_RACE_EPOCHS:
                 continue
             start = time.perf_counter()
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                for xb, yb in v["loader"]:
-                    value = float(v["trainer"].step(xb, yb))
+            try:
+                for _ in range(len(v["steps"].batches)):
+                    v["steps"].step()
                     v["updates"] += 1
-                    if not np.isfinite(value):
-                        v["diverged"] = True
-                        break
+            except ds.DivergenceError:
+                v["diverged"] = True
             v["time"] += time.perf_counter() - start
             v["epochs"] += 1
             v["curve"].append({"epoch": v["epochs"], "updates": v["updates"],

@@ -112,16 +112,44 @@ def _number(value: Any, name: str, low: float, high: float) -> float:
     return number
 
 
-def _make_trainer(model, loss: str, optimizer) -> Any:
-    """descend's one-update step: ``ds.train.Trainer`` (the step ``ds.fit`` runs)."""
-    import descend as ds
+class FitSteps:
+    """descend's one-update step and its batches, set up exactly as ``ds.fit`` sets them up.
 
-    trainer_class = getattr(ds.train, "Trainer", None)
-    if trainer_class is not None:
-        return trainer_class(model, loss=loss, optimizer=optimizer)
-    from descend.playground._step import FitStep  # until the Trainer exists
+    ``ds.train.Trainer`` makes each update; the targets are checked and converted once by
+    ``trainer.prepare``; the batches come from ``ds.data.batches`` with the seed; each update
+    runs under ``fit``'s BLAS thread choice for small products; nothing reads the weights'
+    ``.grad`` between updates (as in ``fit`` without callbacks). So ``n`` calls of :meth:`step`
+    make the same numbers as the first ``n`` updates of ``ds.fit``, bit for bit.
+    """
 
-    return FitStep(model, loss, optimizer)
+    def __init__(self, model, loss: str, optimizer, X: np.ndarray, y: np.ndarray, batch_size,
+                 seed: int) -> None:  # fmt: skip
+        import descend as ds
+        from descend._blas import single_thread_if_small
+        from descend.train.predict import largest_matmul_flops
+
+        self.trainer = ds.train.Trainer(model, loss=loss, optimizer=optimizer)
+        self.trainer.reads_grads = False
+        size = ds.data.batches(X, y, batch_size=batch_size, shuffle=False).batch_size
+        targets = self.trainer.prepare(X, y, size)
+        self.batches = ds.data.batches(X, targets, batch_size=batch_size, shuffle=True, seed=seed)
+        self._threads = single_thread_if_small
+        self._flops = largest_matmul_flops(model, size)
+        self._epoch = iter(self.batches)
+
+    def step(self) -> tuple[float, int]:
+        """One update on the next batch (a new epoch's order when one ends): its cost, its size.
+
+        Raises ``ds.DivergenceError`` when the cost or a gradient is not finite (nothing was
+        updated).
+        """
+        try:
+            xb, yb = next(self._epoch)
+        except StopIteration:
+            self._epoch = iter(self.batches)
+            xb, yb = next(self._epoch)
+        with self._threads(self._flops), np.errstate(over="ignore", invalid="ignore"):
+            return float(self.trainer.step(xb, yb)), len(xb)
 
 
 def line_dataset() -> data_module.Dataset:
@@ -255,12 +283,9 @@ class Session:
         else:
             self.model = ds.nn.mlp(self.sizes, s["activation"], out_act, seed=s["seed"])
         self.optimizer = ds.optim.get(s["optimizer"], lr=s["lr"])
-        self.trainer = _make_trainer(self.model, loss, self.optimizer)
-        self.batches = ds.data.batches(
-            prep.X_train, self._train_targets(), batch_size=s["batch"], shuffle=True,
-            seed=s["seed"],
-        )  # fmt: skip
-        self._epoch_iter = iter(self.batches)
+        self.steps = FitSteps(self.model, loss, self.optimizer, prep.X_train, self.y_train,
+                              s["batch"], s["seed"])  # fmt: skip
+        self.batches = self.steps.batches
         self.updates = 0
         self.epochs_done = 0
         self.batch_in_epoch = 0
@@ -273,10 +298,6 @@ class Session:
         self.surface = self._surface_setup()
         self.path = [self._two_params()] if self.surface else []
         self._view_model = None
-
-    def _train_targets(self) -> np.ndarray:
-        converted = getattr(self.trainer, "check_targets", None)
-        return self.y_train if converted is None else converted(self.y_train)
 
     # --- training ----------------------------------------------------------------------------
 
@@ -302,31 +323,21 @@ class Session:
         return len(self.step_costs), len(self.epoch_logs), len(self.path)
 
     def _one_update(self) -> bool:
+        import descend as ds
+
         if self.diverged:
             return False
-        try:
-            xb, yb = next(self._epoch_iter)
-        except StopIteration:  # an epoch of no batches cannot happen: at least one sample
-            self._epoch_iter = iter(self.batches)
-            xb, yb = next(self._epoch_iter)
         start = time.perf_counter()
         try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                value = float(self.trainer.step(xb, yb))
-        except (FloatingPointError, ValueError) as exc:
-            self.diverged = f"update {self.updates + 1} failed: {exc}"
+            value, n = self.steps.step()
+        except ds.DivergenceError as exc:
+            self.diverged = f"{exc} and reset"
             return False
         self.wall_time += time.perf_counter() - start
-        if not math.isfinite(value):
-            self.diverged = (
-                f"the cost became {value} at update {self.updates + 1}: gradient descent "
-                f"diverged; lower the learning rate (now {self.settings['lr']:g}) and reset"
-            )
-            return False
         self.updates += 1
         self.step_costs.append(value)
-        self._epoch_total += value * len(xb)
-        self._epoch_seen += len(xb)
+        self._epoch_total += value * n
+        self._epoch_seen += n
         self.batch_in_epoch += 1
         if self.surface:
             self.path.append(self._two_params())
@@ -346,7 +357,6 @@ class Session:
         self.epochs_done += 1
         self.batch_in_epoch = 0
         self._epoch_total, self._epoch_seen = 0.0, 0
-        self._epoch_iter = iter(self.batches)
 
     # --- what the page draws ---------------------------------------------------------------
 
