@@ -127,9 +127,17 @@ def test_network_and_backprop_numbers_on_hover(browser, server, shots):
     page.check("#show-grads")
     page.hover("#net circle >> nth=70")  # a hidden node
     assert "dC/da" in page.text_content("#net-info")
-    page.locator("#net line >> nth=1030").dispatch_event("click")  # tap: an output edge
+    # Tap the middle of the edge from hidden node 3 to output node 2.
+    x, y = page.evaluate("""() => {
+        const net = window.playground.net;
+        const box = document.getElementById("net").getBoundingClientRect();
+        const [ax, ay] = net.pos[1][3], [bx, by] = net.pos[2][2];
+        const kx = box.width / net.W, ky = box.height / net.H;
+        return [box.left + (ax + bx) / 2 * kx, box.top + (ay + by) / 2 * ky];
+    }""")
+    page.mouse.click(x, y)
     info = page.text_content("#net-info")
-    assert "dC/dW" in info and "layer 1" in info
+    assert info.startswith("Edge from node 3 of layer 1 to node 2 of layer 2") and "dC/dW" in info
     page.fill("#sample", "5")
     page.press("#sample", "Enter")
     page.wait_for_function("window.playground.frame.network.sample === 5")

@@ -378,7 +378,7 @@ class Session:
             message["points"] = self._points()
         if self.surface:
             message["surface"] = self.surface
-        message.update(self.frame(0, 0, 0))
+        message.update(self.frame(0, 0, 0, ("boundary", "network")))  # the starting point
         message["type"] = "setup"
         return message
 

@@ -140,6 +140,7 @@ function applyFrame(f) {
   drawMap(f);
   if (f.network) drawNetwork(f.network);
   state.drawn += 1;
+  if (state.onDrawn) state.onDrawn(f); // the benchmark's hook
 }
 
 function fmt(x) {
@@ -364,41 +365,57 @@ function drawDigit(net, shape) {
 const SVG = "http://www.w3.org/2000/svg";
 function svgEl(tag, attrs) { const e = document.createElementNS(SVG, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; }
 
+// Edges on a canvas (a thousand lines redraw in a few milliseconds), nodes in SVG above it;
+// the numbers of the node or edge under the pointer (or the finger) show below the drawing.
 function buildNetwork(sizes) {
   const svg = $("net"); svg.innerHTML = "";
   const W = 800, H = Math.max(220, Math.min(520, 14 * Math.max(...sizes) + 40));
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const canvas = $("net-edges"); canvas.width = W; canvas.height = H; canvas._aspect = null;
   const xs = sizes.map((_, l) => 40 + (W - 80) * l / (sizes.length - 1));
   const pos = sizes.map((n, l) => Array.from({ length: n }, (_, i) => [xs[l], n === 1 ? H / 2 : 20 + (H - 40) * i / (n - 1)]));
-  const edges = svgEl("g", {}), nodes = svgEl("g", {});
-  svg.appendChild(edges); svg.appendChild(nodes);
-  const net = { sizes, edges: [], nodes: [] };
-  for (let l = 0; l + 1 < sizes.length; l++) {
-    const layerEdges = [];
-    for (let i = 0; i < sizes[l]; i++) for (let j = 0; j < sizes[l + 1]; j++) {
-      const [x1, y1] = pos[l][i], [x2, y2] = pos[l + 1][j];
-      const e = svgEl("line", { x1, y1, x2, y2 });
-      e.dataset.kind = "edge"; e.dataset.l = l; e.dataset.i = i; e.dataset.j = j;
-      e.appendChild(svgEl("title", {}));
-      edges.appendChild(e); layerEdges.push(e);
-    }
-    net.edges.push(layerEdges);
-  }
+  const net = { sizes, pos, W, H, nodes: [] };
   const r = Math.max(3, Math.min(9, (H - 40) / Math.max(...sizes) / 2.4));
   sizes.forEach((n, l) => {
     const layerNodes = [];
     for (let i = 0; i < n; i++) {
       const [cx, cy] = pos[l][i];
       const c = svgEl("circle", { cx, cy, r });
-      c.dataset.kind = "node"; c.dataset.l = l; c.dataset.i = i;
+      c.dataset.l = l; c.dataset.i = i;
       c.appendChild(svgEl("title", {}));
-      nodes.appendChild(c); layerNodes.push(c);
+      svg.appendChild(c); layerNodes.push(c);
     }
     net.nodes.push(layerNodes);
   });
-  svg.onclick = (ev) => showNumbers(ev.target.closest("line, circle"));
-  svg.onmouseover = (ev) => showNumbers(ev.target.closest("line, circle"));
+  const point = (ev) => {
+    const box = svg.getBoundingClientRect();
+    return [(ev.clientX - box.left) * W / box.width, (ev.clientY - box.top) * H / box.height];
+  };
+  const pick = (ev) => {
+    if (ev.target.tagName === "circle") return showNode(ev.target, Number(ev.target.dataset.l), Number(ev.target.dataset.i));
+    const edge = nearestEdge(net, ...point(ev));
+    if (edge) showEdge(...edge);
+  };
+  svg.onclick = pick;
+  svg.onmousemove = pick;
   return net;
+}
+
+function nearestEdge(net, x, y) {
+  // The edge whose segment passes closest to (x, y), within 6 units of the drawing.
+  const { pos, sizes } = net;
+  let best = null, bestD = 36;
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const [x1] = pos[l][0], [x2] = pos[l + 1][0];
+    if (x < x1 - 6 || x > x2 + 6) continue;
+    for (let i = 0; i < sizes[l]; i++) for (let j = 0; j < sizes[l + 1]; j++) {
+      const [ax, ay] = pos[l][i], [bx, by] = pos[l + 1][j];
+      const dx = bx - ax, dy = by - ay, t = Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)));
+      const ex = ax + t * dx - x, ey = ay + t * dy - y, d = ex * ex + ey * ey;
+      if (d < bestD) { bestD = d; best = [l, i, j]; }
+    }
+  }
+  return best;
 }
 
 function edgeColor(v, scale) { const t = Math.max(-1, Math.min(1, v / scale)); return t >= 0 ? `rgba(45,108,223,${0.15 + 0.85 * t})` : `rgba(224,123,57,${0.15 - 0.85 * t})`; }
@@ -408,27 +425,34 @@ function drawNetwork(n) {
   const sizes = state.setup.sizes;
   if (!state.net || state.net.sizes.join() !== sizes.join()) state.net = buildNetwork(sizes);
   state.netData = n;
-  const grads = $("show-grads").checked;
+  const grads = $("show-grads").checked, net = state.net;
+  const [ctx, w] = prepareCanvas($("net-edges"));
+  const k = w / net.W;
+  ctx.lineCap = "round";
+  // Each edge's value, as one of 2 * LEVELS + 1 shades: one path (one stroke) per shade.
+  const LEVELS = 12, paths = Array.from({ length: 2 * LEVELS + 1 }, () => new Path2D());
   n.layers.forEach((layer, l) => {
     const M = grads ? layer.dW : layer.W, scale = maxAbs(M);
-    const edges = state.net.edges[l], cols = sizes[l + 1];
-    for (let k = 0; k < edges.length; k++) {
-      const i = Math.floor(k / cols), j = k % cols, v = M[i][j];
-      edges[k].setAttribute("stroke", edgeColor(v, scale));
-      edges[k].setAttribute("stroke-width", (0.4 + 2.6 * Math.min(1, Math.abs(v) / scale)).toFixed(2));
-      edges[k].firstChild.textContent = `w = ${fmt(layer.W[i][j])}, dC/dW = ${fmt(layer.dW[i][j])}`;
+    for (let i = 0; i < sizes[l]; i++) for (let j = 0; j < sizes[l + 1]; j++) {
+      const [ax, ay] = net.pos[l][i], [bx, by] = net.pos[l + 1][j];
+      const path = paths[LEVELS + Math.round(LEVELS * Math.max(-1, Math.min(1, M[i][j] / scale)))];
+      path.moveTo(ax * k, ay * k); path.lineTo(bx * k, by * k);
     }
+  });
+  paths.forEach((path, q) => {
+    const t = (q - LEVELS) / LEVELS;
+    ctx.strokeStyle = edgeColor(t, 1);
+    ctx.lineWidth = k * (0.4 + 2.6 * Math.abs(t));
+    ctx.stroke(path);
   });
   // Node values: activations forward; dC/da backward (the output layer shows dC/dz).
   const acts = [n.input].concat(n.layers.map((L) => L.a));
   const dAs = n.layers.map((L) => L.da_in).concat([n.layers.length ? n.layers[n.layers.length - 1].dz : []]);
   acts.forEach((a, l) => {
     const v = grads ? dAs[l] : a, scale = maxAbs(v);
-    state.net.nodes[l].forEach((c, i) => {
-      const t = v[i] / scale;
-      c.setAttribute("fill", grads ? edgeColor(v[i], scale) : `rgb(${diverging(0.5 - 0.5 * Math.max(-1, Math.min(1, t)))})`);
-      const z = l > 0 ? `, z = ${fmt(n.layers[l - 1].z[i])}` : "";
-      c.firstChild.textContent = `a = ${fmt(a[i])}${z}, dC/da = ${fmt(dAs[l][i])}`;
+    net.nodes[l].forEach((c, i) => {
+      const t = Math.max(-1, Math.min(1, v[i] / scale));
+      c.setAttribute("fill", grads ? edgeColor(v[i], scale) : `rgb(${diverging(0.5 - 0.5 * t)})`);
     });
   });
   const pred = n.prediction.map(fmt).join(", ");
@@ -437,21 +461,22 @@ function drawNetwork(n) {
   $("prediction").textContent = `sample ${n.sample}: target ${target}, output ${pred}, cost ${fmt(n.cost)}`;
 }
 
-function showNumbers(el) {
-  if (!el || !state.netData) return;
-  const n = state.netData, d = el.dataset, l = Number(d.l), i = Number(d.i);
-  let text;
-  if (d.kind === "edge") {
-    const j = Number(d.j), L = n.layers[l];
-    text = `Edge from node ${i} of layer ${l} to node ${j} of layer ${l + 1}: w = ${fmt(L.W[i][j])}, dC/dW = ${fmt(L.dW[i][j])}`;
-  } else {
-    const a = l === 0 ? n.input[i] : n.layers[l - 1].a[i];
-    const dA = l < n.layers.length ? n.layers[l].da_in[i] : null;
-    text = `Node ${i} of layer ${l}${l === 0 ? " (input)" : ""}: a = ${fmt(a)}`;
-    if (l > 0) text += `, z = ${fmt(n.layers[l - 1].z[i])}, b = ${fmt(n.layers[l - 1].b[i])}, dC/db = ${fmt(n.layers[l - 1].db[i])}`;
-    text += dA === null ? `, dC/dz = ${fmt(n.layers[l - 1].dz[i])}` : `, dC/da = ${fmt(dA)}`;
-  }
+function showEdge(l, i, j) {
+  const L = state.netData && state.netData.layers[l];
+  if (!L) return;
+  $("net-info").textContent = `Edge from node ${i} of layer ${l} to node ${j} of layer ${l + 1}: w = ${fmt(L.W[i][j])}, dC/dW = ${fmt(L.dW[i][j])}`;
+}
+
+function showNode(el, l, i) {
+  const n = state.netData;
+  if (!n) return;
+  const a = l === 0 ? n.input[i] : n.layers[l - 1].a[i];
+  const dA = l < n.layers.length ? n.layers[l].da_in[i] : null;
+  let text = `Node ${i} of layer ${l}${l === 0 ? " (input)" : ""}: a = ${fmt(a)}`;
+  if (l > 0) text += `, z = ${fmt(n.layers[l - 1].z[i])}, b = ${fmt(n.layers[l - 1].b[i])}, dC/db = ${fmt(n.layers[l - 1].db[i])}`;
+  text += dA === null ? `, dC/dz = ${fmt(n.layers[l - 1].dz[i])}` : `, dC/da = ${fmt(dA)}`;
   $("net-info").textContent = text;
+  el.firstChild.textContent = text; // the tooltip, written when asked for, not at every frame
 }
 
 // --- the race --------------------------------------------------------------------------------

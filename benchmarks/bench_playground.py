@@ -1,0 +1,113 @@
+"""Benchmark: is the playground fast enough to feel live, in a real browser?
+
+Two measures, in Debian's Chromium driven by Playwright (the page, the WebSocket and the
+server's training all included):
+
+* ``2-16-16-1 play``: a 2-16-16-1 network (tanh, sigmoid output) on the moons, mini-batches of
+  16, one update per frame, played for a few seconds: updates drawn per second, each with its
+  cost curve, decision boundary and network. Target: at least 30 per second.
+* ``64-16-4 step``: the digits 0-3 with a 64-16-4 network (ReLU, softmax), backpropagation shown
+  on the drawing: the time from asking for one update to the next animation frame after its
+  network and backprop drawing. Target: under 100 ms (the median of the runs).
+
+Usage::
+
+    python benchmarks/bench_playground.py            # about 30 seconds
+    python benchmarks/bench_playground.py --seconds 10 --steps 50
+
+The machine's load changes both numbers: quote the load average printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+STEP_TIMES = """async (n) => {
+  const s = window.playground, times = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await new Promise((done) => {
+      s.onDrawn = done;
+      send({ type: "step", n: 1, views: ["network"] });
+    });
+    await new Promise((done) => requestAnimationFrame(() => done()));
+    times.push(performance.now() - t);
+  }
+  s.onDrawn = null;
+  return times;
+}"""
+
+
+def _configure(page, settings: dict, timeout: float = 120_000) -> None:
+    page.evaluate("(s) => { writeSettings(Object.assign(readSettings(), s)); configure(); }",
+                  settings)  # fmt: skip
+    page.wait_for_function(
+        f"window.playground.setup.settings.data === {settings['data']!r}"
+        " && window.playground.inflight === 0", timeout=timeout,
+    )  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="how long to play")
+    parser.add_argument("--steps", type=int, default=40, help="single updates of the digits")
+    args = parser.parse_args(argv)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("Chromium is not installed (apt-get install chromium)", file=sys.stderr)
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    from descend.playground.server import BackgroundServer
+
+    server = BackgroundServer().start()
+    results = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url)
+            page.wait_for_function("window.playground.setup !== null")
+            _configure(page, {"data": "moons", "hidden": [16, 16], "activation": "tanh",
+                              "optimizer": "gd", "lr": 0.3, "batch": 16})  # fmt: skip
+            page.select_option("#speed", "1")
+            before = page.evaluate("[window.playground.drawn, window.playground.frame.updates]")
+            page.click("#play")
+            page.wait_for_timeout(args.seconds * 1000)
+            page.click("#play")
+            after = page.evaluate("[window.playground.drawn, window.playground.frame.updates]")
+            drawn, updates = after[0] - before[0], after[1] - before[1]
+            rate = drawn / args.seconds
+            results.append(("2-16-16-1 play, updates drawn per second", f"{rate:.1f}", ">= 30",
+                            rate >= 30, f"{updates} updates in {args.seconds:g} s"))  # fmt: skip
+
+            _configure(page, {"data": "digits:0-3", "hidden": [16], "activation": "relu",
+                              "optimizer": "gd", "lr": 0.2, "batch": 32})  # fmt: skip
+            page.check("#show-grads")
+            page.evaluate(STEP_TIMES, 5)  # warm up
+            times = page.evaluate(STEP_TIMES, args.steps)
+            median = statistics.median(times)
+            results.append(("64-16-4 one update + network/backprop drawing, ms (median)",
+                            f"{median:.1f}", "< 100", median < 100,
+                            f"p90 {sorted(times)[int(0.9 * len(times))]:.1f} ms over "
+                            f"{len(times)} updates"))  # fmt: skip
+            browser.close()
+    finally:
+        server.stop()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"{'measure':58} {'value':>8} {'target':>7}  result  notes")
+    for name, value, target, ok, note in results:
+        print(f"{name:58} {value:>8} {target:>7}  {'PASS' if ok else 'MISS':6}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
