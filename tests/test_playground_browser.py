@@ -100,12 +100,17 @@ def test_choose_data_step_play_pause_and_keys(browser, server, shots):
     page.wait_for_function("window.playground.frame.batch_in_epoch === 0")
     _settled(page)
     assert page.evaluate("window.playground.epochs.length") >= 1
-    page.screenshot(path=str(shots / "train.png"), full_page=True)
+    # A hundred updates a frame until the circles are learnt, for the picture.
+    page.select_option("#speed", "100")
+    page.evaluate("document.activeElement.blur()")
     page.keyboard.press("Space")
-    page.wait_for_function("window.playground.frame.updates > 3", timeout=30000)
+    page.wait_for_function("window.playground.frame.updates > 600", timeout=60000)
     page.keyboard.press("Space")
     _settled(page)
     assert not page.evaluate("window.playground.playing")
+    page.select_option("#speed", "1")
+    page.evaluate("document.activeElement.blur()")
+    page.screenshot(path=str(shots / "train.png"), full_page=True, scale="css")
     page.keyboard.press("r")
     _settled(page, 0)
     # Tab reaches the controls in order, and Enter on a focused button acts.
@@ -141,7 +146,7 @@ def test_network_and_backprop_numbers_on_hover(browser, server, shots):
     page.fill("#sample", "5")
     page.press("#sample", "Enter")
     page.wait_for_function("window.playground.frame.network.sample === 5")
-    page.screenshot(path=str(shots / "network-digits.png"), full_page=True)
+    page.screenshot(path=str(shots / "network-digits.png"), full_page=True, scale="css")
     assert page.errors == []
     page.close()
 
@@ -191,7 +196,7 @@ def test_line_surface_race_and_minima_views(browser, server, shots):
         page.click("#step")
     _settled(page, 21)
     assert page.evaluate("window.playground.path.length") == 22
-    page.screenshot(path=str(shots / "surface.png"), full_page=True)
+    page.screenshot(path=str(shots / "surface.png"), full_page=True, scale="css")
 
     page.select_option("#data", "moons")
     page.wait_for_function("window.playground.setup.settings.data === 'moons'")
@@ -201,7 +206,7 @@ def test_line_surface_race_and_minima_views(browser, server, shots):
     page.wait_for_function("window.playground.race && !window.playground.racing"
                            " && window.playground.race.variants[0].epochs === 4")  # fmt: skip
     assert page.locator("#race-table tbody tr").count() == 3
-    page.screenshot(path=str(shots / "race.png"), full_page=True)
+    page.screenshot(path=str(shots / "race.png"), full_page=True, scale="css")
 
     page.click("#tab-minima")
     page.fill("#min-starts", "40")
@@ -209,7 +214,7 @@ def test_line_surface_race_and_minima_views(browser, server, shots):
     page.click("#min-run")
     page.wait_for_function("window.playground.minima !== undefined", timeout=60000)
     assert page.locator("#minima-panels canvas").count() == 3
-    page.screenshot(path=str(shots / "minima.png"), full_page=True)
+    page.screenshot(path=str(shots / "minima.png"), full_page=True, scale="css")
     assert page.errors == []
     page.close()
 
@@ -222,7 +227,7 @@ def test_readable_on_a_phone(browser, server, shots):
     # Nothing wider than the screen: no sideways scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= 391
     assert page.evaluate("document.getElementById('map').getBoundingClientRect().width") > 250
-    page.screenshot(path=str(shots / "phone.png"), full_page=True)
+    page.screenshot(path=str(shots / "phone.png"), full_page=True, scale="css")
     assert page.errors == []
     page.close()
 

@@ -371,7 +371,8 @@ function buildNetwork(sizes) {
   const svg = $("net"); svg.innerHTML = "";
   const W = 800, H = Math.max(220, Math.min(520, 14 * Math.max(...sizes) + 40));
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const canvas = $("net-edges"); canvas.width = W; canvas.height = H; canvas._aspect = null;
+  const canvas = $("net-edges"); canvas.width = W; canvas.height = H;
+  canvas._aspect = null; canvas._w = null; // a new shape: prepareCanvas sizes it again
   const xs = sizes.map((_, l) => 40 + (W - 80) * l / (sizes.length - 1));
   const pos = sizes.map((n, l) => Array.from({ length: n }, (_, i) => [xs[l], n === 1 ? H / 2 : 20 + (H - 40) * i / (n - 1)]));
   const net = { sizes, pos, W, H, nodes: [] };
