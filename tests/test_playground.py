@@ -189,6 +189,19 @@ def test_malformed_messages_get_an_error_and_the_server_goes_on(tab):
     assert reply["updates"] == 1
 
 
+def test_divergence_is_reported_in_the_page_and_a_reset_recovers(tab):
+    settings = {"data": "diabetes-line", "hidden": [], "lr": 50.0, "batch": "full"}
+    assert tab.ask({"type": "configure", "settings": settings})["type"] == "setup"
+    frame = tab.ask({"type": "step", "n": 200})
+    assert frame["diverged"] and "learning rate" in frame["diverged"]
+    assert frame["updates"] < 200 and None not in frame["costs"]
+    race = tab.ask({"type": "race", "action": "start"})
+    race = tab.ask({"type": "race", "action": "step"})
+    assert race["type"] == "race" and any(v["diverged"] for v in race["variants"])
+    assert tab.ask({"type": "configure", "settings": {"lr": 0.8}})["diverged"] is None
+    assert tab.ask({"type": "step", "n": 3})["updates"] == 3
+
+
 def test_uploads_are_parsed_by_the_csv_reader_and_never_open_a_path(tab):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2))

@@ -66,8 +66,11 @@ class Race:
     def _cost(self, model) -> float | None:
         import descend as ds
 
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            value = float(ds.evaluate(model, self.X, self.y, loss=self.session.loss)["loss"])
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                value = float(ds.evaluate(model, self.X, self.y, loss=self.session.loss)["loss"])
+        except (ValueError, FloatingPointError):  # the cost overflows: a diverging run
+            return None
         return value if np.isfinite(value) else None
 
     def step(self) -> dict[str, Any]:

@@ -351,7 +351,16 @@ class Session:
         logs = {"epoch": self.epochs_done + 1, "updates": self.updates,
                 "loss": self._epoch_total / self._epoch_seen}  # fmt: skip
         if self.prep.X_val is not None:
-            scores = ds.evaluate(self.model, self.prep.X_val, self.y_val, loss=self.loss)
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    scores = ds.evaluate(self.model, self.prep.X_val, self.y_val, loss=self.loss)
+            except (ValueError, FloatingPointError) as exc:  # an overflowing cost: diverging
+                scores = {}
+                self.diverged = (
+                    f"after update {self.updates} the validation cost cannot be computed ({exc}); "
+                    f"gradient descent is diverging: lower the learning rate (now "
+                    f"{self.settings['lr']:g}) and reset"
+                )
             logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         self.epoch_logs.append(logs)
         self.epochs_done += 1
@@ -415,8 +424,9 @@ class Session:
         }  # fmt: skip
         if "boundary" in views and self.data.n_features == 2:
             out["boundary"] = self.boundary()
-        if "network" in views:
-            out["network"] = self.network()
+        network = self.network() if "network" in views else None
+        if network is not None:
+            out["network"] = network
         return out
 
     def boundary(self) -> dict:
@@ -437,16 +447,20 @@ class Session:
         return {"kind": "classes", "cls": out.argmax(axis=1).tolist(),
                 "z": _bytes(out.max(axis=1)), "n": GRID}  # fmt: skip
 
-    def network(self) -> dict:
-        """The network for one training sample: activations forward, derivatives backward."""
+    def network(self) -> dict | None:
+        """The network for one training sample: activations forward, derivatives backward
+        (None when its cost overflows, as it does while training diverges)."""
         import descend as ds
 
         view_model = self._copy_of_model()
         i = min(self.settings["sample"], len(self.prep.X_train) - 1)
         xb = self.prep.X_train[i : i + 1]
         yb = self.y_train[i : i + 1]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = ds.backprop(view_model, xb, yb, self.loss)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                result = ds.backprop(view_model, xb, yb, self.loss)
+        except (ValueError, FloatingPointError):  # the cost overflows: nothing sensible to draw
+            return None
         layers = []
         for record in result:
             layer = record.layer
