@@ -31,12 +31,22 @@ _LOADERS = {
 
 
 def needs_data_file(session) -> bool:
-    """Whether the run's data has no name on the command line (then ``data.csv`` carries it)."""
+    """Whether the run's data has no name on the command line (then ``data.csv`` carries it).
+
+    >>> from descend.playground import Session
+    >>> needs_data_file(Session())
+    False
+    """
     return session.settings["data"] not in _LOADERS
 
 
 def model_bytes(session) -> bytes:
-    """The model as ``ds.save`` writes it (``ds.load`` reads it back)."""
+    """The model as ``ds.save`` writes it (``ds.load`` reads it back).
+
+    >>> from descend.playground import Session
+    >>> model_bytes(Session())[:2]   # a zip archive
+    b'PK'
+    """
     import descend as ds
 
     with tempfile.TemporaryDirectory(prefix="descend-playground-") as folder:
@@ -46,7 +56,12 @@ def model_bytes(session) -> bytes:
 
 
 def data_csv(session) -> str:
-    """The data set as CSV, features then the target (class codes or values), exactly."""
+    """The data set as CSV, features then the target (class codes or values), exactly.
+
+    >>> from descend.playground import Session
+    >>> data_csv(Session()).splitlines()[0]
+    'x0,x1,target'
+    """
     data = session.data
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -64,7 +79,12 @@ def _epochs(session) -> int:
 
 
 def config_toml(session) -> str:
-    """The run's settings as ``descend train --config`` reads them."""
+    """The run's settings as ``descend train --config`` reads them.
+
+    >>> from descend.playground import Session
+    >>> 'data = "moons"' in config_toml(Session())
+    True
+    """
     s = session.settings
     values = {
         "data": s["data"] if s["data"] in _LOADERS else "data.csv",
@@ -92,7 +112,14 @@ def config_toml(session) -> str:
 
 
 def python_script(session) -> str:
-    """A short script that repeats the run with ``ds.fit``: the same weights, bit for bit."""
+    """A short script that repeats the run with ``ds.fit``: the same weights, bit for bit.
+
+    >>> from descend.playground import Session
+    >>> session = Session()
+    >>> _ = session.step(12)            # one epoch (10 updates) and two more
+    >>> print(python_script(session).splitlines()[0][:60])
+    # The playground run: 12 updates of moons, network 2-16-16-1
+    """
     s = session.settings
     data = session.data
     info = session.prep.info

@@ -33,7 +33,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
-    """The page's address for a bound socket."""
+    """The page's address for a bound socket.
+
+    >>> sock = bind("127.0.0.1", 0)
+    >>> url_of(sock).startswith("http://127.0.0.1:")
+    True
+    >>> sock.close()
+    """
     host, port = sock.getsockname()[:2]
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
@@ -59,7 +65,11 @@ def make_server(given=None, model_factory: Callable | None = None, quiet: bool =
 
 
 def browser_available() -> bool:
-    """Whether opening a browser makes sense here: a desktop, and not a test run."""
+    """Whether opening a browser makes sense here: a desktop, and not a test run.
+
+    >>> browser_available()   # under the tests: never
+    False
+    """
     if os.environ.get("PYTEST_CURRENT_TEST") or os.environ.get("CI"):
         return False
     if sys.platform in ("darwin", "win32"):
