@@ -276,8 +276,10 @@ function diverging(t) { // t in [0, 1]: blue - white - orange
 }
 
 function heatmap(ctx, w, h, n, colorAt, smooth = true) {
-  const off = document.createElement("canvas"); off.width = n; off.height = n;
-  const octx = off.getContext("2d"); const img = octx.createImageData(n, n);
+  // One small canvas per grid size, reused from frame to frame.
+  const cache = heatmap.cache || (heatmap.cache = {});
+  if (!cache[n]) { const c = document.createElement("canvas"); c.width = n; c.height = n; cache[n] = [c, c.getContext("2d").createImageData(n, n)]; }
+  const [off, img] = cache[n], octx = off.getContext("2d");
   for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) {
     const rgb = colorAt(r * n + c); const k = ((n - 1 - r) * n + c) * 4; // row 0 at the bottom
     img.data[k] = rgb[0]; img.data[k + 1] = rgb[1]; img.data[k + 2] = rgb[2]; img.data[k + 3] = 255;
@@ -305,18 +307,15 @@ function drawBoundary(setup, b) {
   $("map-title").textContent = setup.task === "regression" ? "The prediction over the two features" : "Decision boundary";
   $("map-note").textContent = "Filled dots: training samples; rings: validation samples.";
   const [ctx, w, h] = prepareCanvas($("map"));
+  const lo = Math.min(...p.train_y), hi = Math.max(...p.train_y); // a regression's range
   let color;
   if (b.kind === "binary") color = (i) => diverging(1 - b.z[i] / 255);
   else if (b.kind === "classes") color = (i) => mix(hexToRgb(COLORS[b.cls[i] % COLORS.length]), 0.25 + 0.6 * b.z[i] / 255);
-  else {
-    const ys = p.train_y, lo = Math.min(...ys), hi = Math.max(...ys);
-    color = (i) => diverging(1 - (b.z[i] - lo) / ((hi - lo) || 1));
-  }
+  else color = (i) => diverging(1 - (b.z[i] - lo) / ((hi - lo) || 1));
   heatmap(ctx, w, h, b.n, color);
   const sx = (x) => (x - x0) / (x1 - x0) * w, sy = (y) => h - (y - y0) / (y1 - y0) * h;
   const pointColor = (y) => {
     if (setup.task !== "regression") return COLORS[y % COLORS.length];
-    const ys = p.train_y, lo = Math.min(...ys), hi = Math.max(...ys);
     const rgb = diverging(1 - (y - lo) / ((hi - lo) || 1)); return `rgb(${rgb})`;
   };
   const dot = (pt, y, filled) => {
