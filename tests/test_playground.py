@@ -313,6 +313,22 @@ def test_notebook_playground_serves_your_arrays_and_stops():
     assert not page.running
     with pytest.raises(ValueError, match="y"):
         ds.playground(X, None, display=False)
+    with pytest.raises(ValueError, match="takes 3 features"):
+        ds.playground(X, y, model=ds.nn.mlp([3, 2], seed=0), display=False)
+
+
+def test_notebook_model_is_the_start_of_every_reset():
+    from descend.playground import Session
+    from descend.playground.notebook import _as_dataset, _factory
+
+    X, y = ds.datasets.moons(80, seed=0)
+    mine = ds.nn.mlp([2, 5, 2], "relu", "softmax", seed=1)
+    session = Session(_as_dataset(X, y, "auto"), _factory(mine))
+    assert session.sizes == [2, 5, 2] and session.loss == "categorical_cross_entropy"
+    session.step(4)
+    session.reset()
+    for name, p in mine.named_parameters().items():
+        assert np.array_equal(session.model.named_parameters()[name].data, p.data), name
 
 
 def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(tmp_path):

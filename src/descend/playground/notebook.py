@@ -75,6 +75,27 @@ def _as_dataset(X, y, task: str):
         raise ValueError(str(exc)) from None
 
 
+def _factory(model) -> Callable | None:
+    """``sizes -> Module`` from a Module (a fresh copy of it each time) or a callable."""
+    from descend.nn import Module, from_config
+
+    if model is None or (callable(model) and not isinstance(model, Module)):
+        return model
+    if not isinstance(model, Module):
+        raise TypeError(
+            f"model must be a descend Module or a function sizes -> Module, got "
+            f"{type(model).__name__}"
+        )
+    config, state = model.get_config(), {k: v.copy() for k, v in model.state_dict().items()}
+
+    def copy(sizes):
+        fresh = from_config(config)
+        fresh.load_state_dict(state)
+        return fresh
+
+    return copy
+
+
 def playground(
     X=None,
     y=None,
@@ -93,9 +114,11 @@ def playground(
         Your inputs; offered to the page as "your data" (the built-in sets stay available).
     y : ndarray of shape (n_samples,), optional
         Class labels or values.
-    model : callable, optional
-        ``sizes -> Module``: your own network for your data (``sizes`` is
-        ``[n_features, *hidden, n_outputs]`` as chosen in the page).
+    model : Module or callable, optional
+        Your own network for your data: a Module (every reset starts again from its weights
+        as they are now; the page's layer settings do not apply to it), or a function
+        ``sizes -> Module`` (``sizes`` is ``[n_features, *hidden, n_outputs]`` as chosen in the
+        page).
     task : {"auto", "classification", "regression"}, default "auto"
     host : str, default "127.0.0.1"
     port : int, default 0
@@ -124,7 +147,14 @@ def playground(
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {task!r}")
     given = None if X is None else _as_dataset(X, y, task)
-    server = BackgroundServer(given, model, host=host, port=port).start()
+    factory = _factory(model)
+    if factory is not None:
+        if given is None:
+            raise ValueError("model is for your data: pass X and y with it")
+        from descend.playground.session import Session
+
+        Session(given, factory)  # a model that does not fit the data fails here, not in the page
+    server = BackgroundServer(given, factory, host=host, port=port).start()
     page = Playground(server)
     if display:
         try:

@@ -186,7 +186,7 @@ class Session:
         Data from the command line or the notebook (offered to the page as ``"given"``).
     model_factory : callable, optional
         ``sizes -> Module`` used instead of :func:`descend.nn.mlp` for the given data (the
-        notebook's own model).
+        notebook's own model; the page draws it when it is a Sequential of Dense layers).
 
     Examples
     --------
@@ -280,11 +280,26 @@ class Session:
         self.sizes = [data.n_features, *s["hidden"], n_out]
         if s["data"] == "given" and self.model_factory is not None:
             self.model = self.model_factory(self.sizes)
+            self.sizes = _dense_sizes(self.model) or self.sizes
+            if self.sizes[0] != data.n_features:
+                raise PlaygroundError(
+                    f"the model's first layer takes {self.sizes[0]} features, but {data.name} "
+                    f"has {data.n_features}; build it with {data.n_features} inputs"
+                )
+            if s["loss"] == "auto" and data.task == "classification":
+                # The cost that fits the model's own output: one unit or one per class.
+                loss = (
+                    "binary_cross_entropy" if self.sizes[-1] == 1 else "categorical_cross_entropy"
+                )
+                self.loss = loss
         else:
             self.model = ds.nn.mlp(self.sizes, s["activation"], out_act, seed=s["seed"])
         self.optimizer = ds.optim.get(s["optimizer"], lr=s["lr"])
-        self.steps = FitSteps(self.model, loss, self.optimizer, prep.X_train, self.y_train,
-                              s["batch"], s["seed"])  # fmt: skip
+        try:
+            self.steps = FitSteps(self.model, loss, self.optimizer, prep.X_train, self.y_train,
+                                  s["batch"], s["seed"])  # fmt: skip
+        except (ValueError, TypeError) as exc:  # a notebook's model that does not fit the data
+            raise PlaygroundError(f"the model cannot train on {data.name}: {exc}") from None
         self.batches = self.steps.batches
         self.updates = 0
         self.epochs_done = 0
@@ -521,6 +536,15 @@ class Session:
             "n": SURFACE_GRID, "cost": _rounded(cost.ravel(), 5),
             "minimum": [float(w_opt), float(b_opt)], "names": ["w", "b"],
         }  # fmt: skip
+
+
+def _dense_sizes(model) -> list[int] | None:
+    """``[in, out of each layer]`` of a Sequential of Dense layers (what the page draws)."""
+    from descend.nn import Dense, Sequential
+
+    if not isinstance(model, Sequential) or not all(isinstance(m, Dense) for m in model.layers):
+        return None
+    return [model.layers[0].in_features] + [m.out_features for m in model.layers]
 
 
 def _rounded(a, digits: int, nested: bool = False) -> list:
