@@ -168,9 +168,17 @@ def python_script(session) -> str:
         lines += _regression_target_lines(info, n_val)
     sizes = session.sizes
     out_act = repr(session.output_activation)
-    lines += [
-        f"model = ds.nn.mlp({sizes}, {s['activation']!r}, {out_act}, seed={s['seed']})",
-    ]
+    if s["data"] == "given" and session.model_factory is not None:
+        lines += [
+            "# The model you gave ds.playground(X, y, model=...), untrained (the playground",
+            "# trained a copy of it): in your notebook, where my_model is that model,",
+            "model = ds.nn.from_config(my_model.get_config())  # noqa: F821",
+            "model.load_state_dict(my_model.state_dict())  # noqa: F821",
+        ]
+    else:
+        lines += [
+            f"model = ds.nn.mlp({sizes}, {s['activation']!r}, {out_act}, seed={s['seed']})",
+        ]
     per_epoch = len(session.batches)
     epochs = _epochs(session)
     callbacks = "[]"
