@@ -202,7 +202,13 @@ function prepareCanvas(canvas) {
     canvas._aspect = canvas.height / canvas.width;
     canvas.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
   }
-  const w = canvas.clientWidth || canvas.width, h = Math.round(w * canvas._aspect);
+  // The width the page gives it, read once and then kept by a ResizeObserver: reading
+  // clientWidth after the frame's other changes would force a layout per canvas per frame.
+  if (canvas._cssW === undefined) {
+    canvas._cssW = canvas.clientWidth;
+    if (window.ResizeObserver) new ResizeObserver((entries) => { canvas._cssW = Math.round(entries[0].contentRect.width); }).observe(canvas);
+  }
+  const w = canvas._cssW || canvas.clientWidth || canvas.width, h = Math.round(w * canvas._aspect);
   if (canvas._w !== w || canvas._r !== ratio) {
     canvas._w = w; canvas._r = ratio; canvas._h = h;
     canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
