@@ -333,8 +333,13 @@ def test_notebook_model_is_the_start_of_every_reset():
 
 def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(40))
+    (data / "mine.csv").write_text("a,b,label\n" + rows)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "descend", "playground", "--port", "0", "--no-browser"],
+        [sys.executable, "-m", "descend", "playground", str(data / "mine.csv"), "--target",
+         "label", "--port", "0", "--no-browser"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
     )  # fmt: skip
     try:
@@ -345,6 +350,9 @@ def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(tmp_path):
             assert b"descend playground" in response.read()
         with urllib.request.urlopen(url + "static/app.js", timeout=30) as response:
             assert b"WebSocket" in response.read()
+        with ws_client.connect(url.replace("http", "ws") + "ws") as conn:
+            setup = json.loads(conn.recv(timeout=60))
+        assert setup["settings"]["data"] == "given" and setup["sizes"][0] == 2
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -352,4 +360,4 @@ def test_the_command_serves_on_localhost_and_stops_on_ctrl_c(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert "stopped" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []  # it wrote nothing
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["data", "mine.csv"]  # wrote nothing
