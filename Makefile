@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint format bench docs clean
+.PHONY: demo test test-reference lint format bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ demo: $(VENV)/.installed-cli
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -n 2 --doctest-modules src/descend tests
+
+# The comparisons against PyTorch (gradients, costs, layers, optimizer steps), which `make test`
+# skips when torch is not installed: installs the reference extra (PyTorch, CPU) and runs them.
+REFERENCE_TESTS := tests/test_autodiff.py tests/test_autodiff_edges.py tests/test_losses.py \
+	tests/test_nn.py tests/test_optim_torch.py
+test-reference: $(VENV)/.installed-dev $(VENV)/.installed-reference
+	$(PY) -c "import torch; print('PyTorch', torch.__version__)"
+	$(PY) -m pytest -q -n 2 -rs $(REFERENCE_TESTS)
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check src tests benchmarks examples docs/hooks.py

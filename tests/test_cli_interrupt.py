@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 import descend as ds
@@ -45,13 +47,24 @@ def test_ctrl_c_keeps_the_model_and_history_in_the_run_folder(tmp_path):
     assert proc.returncode == 130, stderr
     last = [line for line in stderr.splitlines() if line.strip()][-1]
     assert "interrupted after" in last and "saved in" in last and "Traceback" not in stderr
-    model = ds.load(out / "model.npz")
-    assert model.parameters()[0].shape == (64, 8)
-    rows = (out / "history.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,loss") and len(rows) >= 2
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True
-    assert 1 <= metrics["epochs_completed"] < 100000
-    assert metrics["n_updates"] >= 16 * metrics["epochs_completed"]
+    done, updates = metrics["epochs_completed"], metrics["n_updates"]
+    # What the last line says is what the folder holds.
+    assert f"interrupted after {done} of 100000 epochs ({updates} updates)" in last
+    # One row per completed epoch, numbered 1..done, each with a finite loss.
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,loss") and len(rows) == done + 1 >= 2
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, done + 1))
+    assert all(math.isfinite(float(r.split(",")[1])) for r in rows[1:])
+    # The updates are those of the completed epochs and part of the next one, no more.
+    per_epoch = math.ceil(metrics["splits"]["train"]["samples"] / 32)
+    assert done * per_epoch <= updates < (done + 1) * per_epoch
+    # The saved model is the trained one, not the initial weights, and it scores as recorded.
+    model = ds.load(out / "model.npz")
+    start = ds.nn.mlp([64, 8, 4], "relu", "softmax", seed=0)
+    assert [p.shape for p in model.parameters()] == [p.shape for p in start.parameters()]
+    assert not np.array_equal(model.parameters()[0].data, start.parameters()[0].data)
+    assert metrics["splits"]["train"]["loss"] < float(rows[1].split(",")[1])
     assert (out / "report.html").exists() and "interrupted" in (out / "report.html").read_text()
     assert "run folder:" in stdout

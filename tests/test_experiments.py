@@ -147,7 +147,10 @@ def test_a_diverging_variant_is_reported_not_raised(xor_data):
                                   epochs=3, lr=10.0, seeds=(0, 1))  # fmt: skip
     assert all(r.diverged is not None for r in result.runs)
     assert all(math.isnan(r.final["train_loss"]) for r in result.runs)
-    assert [row["diverged"] for row in result.summary()] == ["2 of 2", "2 of 2"]
+    at = {v: ", ".join(str(r.diverged) for r in result.runs_of(v)) for v in result.variants}
+    assert [row["diverged"] for row in result.summary()] == [
+        f"2 of 2 (at updates {at[v]})" for v in result.variants
+    ]
     json.dumps(result.to_dict())
     result.to_markdown()
 

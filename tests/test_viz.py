@@ -182,3 +182,30 @@ def test_import_descend_does_not_import_matplotlib():
     code = "import sys, descend; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_network_and_backprop_edges_show_the_sign_and_size_of_their_numbers():
+    # Not only that a file was written: each drawn edge has the colour of its number's sign and
+    # a width that grows with its magnitude.
+    import matplotlib.colors as mcolors
+
+    from descend.viz._common import NEGATIVE, POSITIVE
+
+    X, y = ds.datasets.xor(20, seed=0)
+    model = ds.nn.mlp([2, 3, 2], output_activation="softmax", seed=0)
+    view = ds.backprop(model, X[:1], y[:1], "categorical_cross_entropy")
+    figures = {
+        "weights": (ds.viz.network(model), [d.weight.data for d in model.layers]),
+        "dC/dW": (ds.viz.backprop(model, X[0], y[0], "categorical_cross_entropy"),
+                  [r.dC_dW for r in view.layers]),
+    }  # fmt: skip
+    blue, orange = mcolors.to_rgb(POSITIVE), mcolors.to_rgb(NEGATIVE)
+    for what, (fig, arrays) in figures.items():
+        edges = fig.axes[0].collections[: len(arrays)]
+        for lc, values in zip(edges, arrays, strict=True):
+            v = np.asarray(values, dtype=np.float64).ravel()  # drawn in (i, j) order
+            colours = [tuple(c[:3]) for c in lc.get_colors()]
+            want = [blue if s >= 0 else orange for s in v]
+            assert np.allclose(colours, want), what
+            widths = np.asarray(lc.get_linewidths())
+            assert widths[np.argmax(np.abs(v))] == widths.max(), what

@@ -644,6 +644,9 @@ def load(path: str | os.PathLike) -> Module:
     Parameters
     ----------
     path : str or PathLike
+        The file, named as it was given to :func:`save`: a name without a suffix means the
+        ``.npz`` file that ``save`` wrote for it (``ds.save(model, "m"); ds.load("m")``), unless
+        a file of exactly that name exists.
 
     Returns
     -------
@@ -667,6 +670,9 @@ def load(path: str | os.PathLike) -> Module:
       (0): Dense(2, 1, activation='linear')
     )
     """
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = path.with_suffix(".npz")  # where save wrote it
     with ArchiveReader(path) as archive:
         model, used = read_model(archive)
         unexpected = archive.names - used

@@ -47,16 +47,21 @@ def _as_tensor(pred) -> Tensor:
     return Tensor(array)
 
 
-def _check_probabilities(pred: Tensor) -> None:
+def _check_probabilities(pred: Tensor, activation: str) -> None:
     """Probabilities lie in [0, 1]; anything else is logits or a mistake, not to be clipped."""
     data = pred.data
     low, high = data.min(), data.max()
     if not (low >= 0 and high <= 1):  # NaN fails both comparisons
         if not (np.isfinite(low) and np.isfinite(high)):
             raise _nonfinite_pred()
+        # Both ways out: fit takes no from_logits, so a model trained by fit needs the output
+        # activation (the cost then works from its logits, fused and stable).
         raise ValueError(
             f"pred holds values from {low:.4g} to {high:.4g}, outside [0, 1]: probabilities "
-            "were expected; for raw scores (logits) pass from_logits=True"
+            f"were expected, and these look like raw scores (logits). Give the model a "
+            f'{activation} output (ds.nn.mlp(..., output_activation="{activation}") or '
+            f'activation="{activation}" on the last Dense layer); when calling the cost yourself '
+            "on logits, pass from_logits=True"
         )
 
 
@@ -147,11 +152,27 @@ def mse(pred, target, from_logits: bool = False) -> Tensor:
     Tensor
         One element.
 
+    Raises
+    ------
+    ValueError
+        When ``pred`` holds NaN or infinite values; when ``target`` holds values beyond the
+        range of ``pred``'s dtype; and when the cost overflows although both are finite (the
+        squares exceed the dtype's largest number, about 3.4e38 in float32: for example
+        differences above about 1.8e19): rescale the targets (standardise them) or compute in
+        float64. Never a NumPy overflow warning and an infinite cost.
+    TypeError
+        When ``target`` is not numeric.
+
     Examples
     --------
     >>> import numpy as np, descend as ds
     >>> ds.losses.mse(np.array([[1.0], [3.0]]), np.array([1.0, 1.0])).item()
     2.0
+    >>> try:
+    ...     ds.losses.mse(np.array([3e30], dtype=np.float32), np.array([0.0], dtype=np.float32))
+    ... except ValueError as err:
+    ...     print(str(err)[:40])
+    the cost is inf although pred and target
     """
     pred = _as_tensor(pred)
     t = _target_array(target)
@@ -217,7 +238,7 @@ def binary_cross_entropy(pred, target, from_logits: bool = False) -> Tensor:
     logits = pred if from_logits else _fusable_input(pred, "sigmoid")
     if logits is not None:
         return apply(PRIMITIVES["sigmoid_binary_cross_entropy"], logits, target=t)
-    _check_probabilities(pred)
+    _check_probabilities(pred, "sigmoid")
     eps = float(np.finfo(pred.dtype).eps)
     p = ops.clip(pred, eps, 1 - eps)
     return -(t * ops.log(p) + (1 - t) * ops.log(1 - p)).mean()
@@ -242,11 +263,7 @@ def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
         if t.shape[0] != n:
             raise ValueError(f"target has {t.shape[0]} labels but pred has {n} rows")
         if t.size and (t.min() < 0 or t.max() >= k):
-            raise ValueError(
-                f"target holds labels from {t.min()} to {t.max()} but the model has {k} outputs "
-                f"(classes 0..{k - 1}); relabel the classes 0..{k - 1} or give the last layer "
-                f"{int(t.max()) + 1} units"
-            )
+            raise ValueError(_labels_out_of_range(t, k))
         return t.astype(np.intp, copy=False)
     if t.shape != (n, k):
         raise ValueError(
@@ -262,6 +279,26 @@ def _categorical_target(t: np.ndarray, pred: Tensor) -> np.ndarray:
             f"{t.min()} to {t.max()}"
         )
     return t.astype(pred.dtype, copy=False)
+
+
+def _labels_out_of_range(t: np.ndarray, k: int) -> str:
+    """What to do when labels do not index the model's ``k`` outputs."""
+    low, high = int(t.min()), int(t.max())
+    if k == 1:
+        # One output unit cannot hold a distribution over classes: "relabel 0..0" is no fix.
+        return (
+            f"target holds labels from {low} to {high} but the model has 1 output, and "
+            "categorical cross-entropy needs one output per class; for two classes use "
+            "binary_cross_entropy with a sigmoid output, or give the last layer "
+            f"{high + 1} units with a softmax"
+        )
+    fix = f"give the last layer {high + 1} units"
+    if len(np.unique(t)) <= k:  # as many classes as outputs: the labels can be renumbered
+        fix = f"renumber the classes 0..{k - 1}, or " + fix
+    return (
+        f"target holds labels from {low} to {high} but the model has {k} outputs (classes "
+        f"0..{k - 1}); {fix}"
+    )
 
 
 @_checked
@@ -297,7 +334,7 @@ def categorical_cross_entropy(pred, target, from_logits: bool = False) -> Tensor
     logits = pred if from_logits else _fusable_input(pred, "softmax")
     if logits is not None:
         return apply(PRIMITIVES["softmax_cross_entropy"], logits, target=t)
-    _check_probabilities(pred)
+    _check_probabilities(pred, "softmax")
     eps = float(np.finfo(pred.dtype).eps)
     if t.ndim == 1:
         picked = pred[np.arange(t.shape[0]), t]

@@ -17,7 +17,18 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+except ModuleNotFoundError as exc:  # only scikit-learn itself: a broken install shows as is
+    if exc.name != "sklearn":
+        raise
+    raise ModuleNotFoundError(
+        "descend.sklearn (the scikit-learn estimators MLPClassifier, MLPRegressor) needs "
+        'scikit-learn, which is not installed; install it with: pip install "descend[datasets]" '
+        "(or pip install scikit-learn)",
+        name="sklearn",
+    ) from None
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted

@@ -133,11 +133,16 @@ def _concatenate_vjp(g, ans, needs, *xs, axis=0):
 def _power_vjp(g, ans, needs, x, y):
     dx = dy = None
     if needs[0]:
-        dx = unbroadcast(g * y * np.power(x, np.subtract(y, 1)), _shape(x))
+        # d(x^y)/dx = y x^(y-1). Where y = 0 it is 0 for every x: the exponent is taken as 0 there,
+        # or x = 0 would give 0 * 0^-1 = 0 * inf = nan (and x = inf would give 0 * inf too).
+        exponent = np.where(np.equal(y, 0), 0, np.subtract(y, 1))
+        dx = unbroadcast(g * y * np.power(x, exponent), _shape(x))
     if needs[1]:
-        # d(x^y)/dy = x^y log x, taken as 0 where x <= 0 (where the real power is not smooth in y).
-        safe_log = np.log(np.where(x > 0, x, 1))
-        dy = unbroadcast(g * ans * safe_log, _shape(y))
+        # d(x^y)/dy = x^y log x, taken as 0 where x <= 0 (where the real power is not smooth in y);
+        # x^y is masked too, or 0^y = inf for y < 0 would give inf * 0 = nan.
+        positive = x > 0
+        safe_log = np.log(np.where(positive, x, 1))
+        dy = unbroadcast(g * np.where(positive, ans, 0) * safe_log, _shape(y))
     return dx, dy
 
 

@@ -351,6 +351,36 @@ class Tensor:
         """Element-wise natural logarithm."""
         return apply(PRIMITIVES["log"], self)
 
+    def relu(self) -> Tensor:
+        """max(x, 0), as :func:`descend.autodiff.ops.relu` (gradient 0 at exactly 0).
+
+        Examples
+        --------
+        >>> Tensor(np.array([-1.0, 2.0])).relu().data
+        array([0., 2.])
+        """
+        return apply(PRIMITIVES["relu"], self)
+
+    def tanh(self) -> Tensor:
+        """Hyperbolic tangent, as :func:`descend.autodiff.ops.tanh`.
+
+        Examples
+        --------
+        >>> Tensor(np.array([0.0])).tanh().data
+        array([0.])
+        """
+        return apply(PRIMITIVES["tanh"], self)
+
+    def sigmoid(self) -> Tensor:
+        """1 / (1 + e^-x) without overflow, as :func:`descend.autodiff.ops.sigmoid`.
+
+        Examples
+        --------
+        >>> Tensor(np.array([0.0])).sigmoid().data
+        array([0.5])
+        """
+        return apply(PRIMITIVES["sigmoid"], self)
+
     def sqrt(self) -> Tensor:
         """Element-wise square root."""
         return apply(PRIMITIVES["sqrt"], self)

@@ -12,7 +12,16 @@ from descend.cli.figures import Figures, experiments_module
 from descend.cli.options import Option, add_to_parser, resolve
 from descend.cli.report import Report
 from descend.cli.runs import prepare_folder, share_folder, write_config, write_json, write_text
-from descend.cli.train import ACTIVATIONS, DEFAULT_LR, LOSSES, OPTIMIZERS, choose_loss, prepare
+from descend.cli.train import (
+    ACTIVATIONS,
+    DEFAULT_LR,
+    LOSSES,
+    LR_HELP,
+    OPTIMIZER_HELP,
+    OPTIMIZERS,
+    choose_loss,
+    prepare,
+)
 
 OPTIONS = (
     Option("data", "str", None, "a built-in data set (digits:0-3, moons, ...) or a .csv / .npy "
@@ -28,10 +37,9 @@ OPTIONS = (
            choices=ACTIVATIONS, metavar="NAME"),
     Option("loss", "choice", "auto", "the cost (auto: from the task and the classes)",
            choices=LOSSES, metavar="NAME"),
-    Option("optimizer", "choice", "gd", "the update rule: gd, momentum, rmsprop or adam",
-           choices=OPTIMIZERS, metavar="NAME"),
-    Option("lr", "float", None, "the learning rate, the same for every variant (default: 0.1 "
-           "for gd, 0.05 momentum, 0.005 rmsprop, 0.01 adam)", metavar="RATE"),
+    Option("optimizer", "choice", "gd", OPTIMIZER_HELP, choices=OPTIMIZERS, metavar="NAME"),
+    Option("lr", "float", None, LR_HELP.replace("rate (", "rate, the same for every variant ("),
+           metavar="RATE"),
     Option("epochs", "int", 20, "passes over the data, the same for every variant",
            metavar="N"),
     Option("seeds", "ints", [0, 1, 2], "one run per variant and seed (initial weights and "
@@ -180,14 +188,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plain_rows(summary: list[dict]) -> list[dict]:
-    """Summary rows with ``(mean, std)`` pairs split into "mean" and "± std" text."""
+    """Summary rows with ``(mean, std)`` pairs as "mean ± std" text, narrow enough for a page.
+
+    The batch size is in the variant's label, so it gets no column of its own; three
+    significant digits (one for the spread) are what the seeds support.
+    """
     rows = []
     for row in summary:
         plain = {}
         for key, value in row.items():
+            if key == "batch size":
+                continue
             if isinstance(value, tuple) and len(value) == 2:
                 mean, std = value
-                plain[key] = mean if std != std or std == 0 else f"{mean:.4g} ± {std:.2g}"
+                plain[key] = mean if std != std or std == 0 else f"{mean:.3g} ± {std:.1g}"
             else:
                 plain[key] = value
         rows.append(plain)

@@ -213,8 +213,8 @@ def convert(option: Option, value: Any, where: str) -> Any:
     if kind == "choice":
         key = text.strip().lower()
         if key not in option.choices:
-            close = difflib.get_close_matches(key, option.choices, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = closest_choices(key, option.choices)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
             raise UsageError(
                 f"{where} must be one of {', '.join(option.choices)}, got {text!r}{hint}"
             )
@@ -331,3 +331,28 @@ def dump_toml(values: dict[str, Any], header: str = "") -> str:
         else:
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def closest_choices(text: str, choices: Sequence[str]) -> list[str]:
+    """The choices a misspelt ``text`` may mean, for a "did you mean" hint.
+
+    Every choice whose name holds ``text`` (separators aside) is named, so that "crossentropy"
+    offers both cross-entropies instead of the one a spelling distance happens to prefer;
+    otherwise the closest spelling, if any.
+
+    Examples
+    --------
+    >>> closest_choices("crossentropy", ["auto", "categorical_cross_entropy", "bce"])
+    ['categorical_cross_entropy']
+    >>> closest_choices("cross-entropy", ["categorical_cross_entropy", "binary_cross_entropy"])
+    ['categorical_cross_entropy', 'binary_cross_entropy']
+    >>> closest_choices("adm", ["gd", "adam"])
+    ['adam']
+    """
+
+    def bare(name: str) -> str:
+        return name.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+    key = bare(text)
+    holding = [c for c in choices if key and key in bare(c)]
+    return holding or difflib.get_close_matches(text, list(choices), n=1)

@@ -29,6 +29,8 @@ h2 { font-size: 1.25em; margin: 32px 0 10px; border-bottom: 1px solid #d0d7de;
      padding-bottom: 4px; }
 .subtitle { color: #57606a; margin: 0 0 16px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 0.92em; }
+.wide { overflow-x: auto; max-width: 100%; }
+.wide table { font-size: 0.82em; }
 th, td { border: 1px solid #d0d7de; padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums;
@@ -49,6 +51,8 @@ def format_number(value: Any, digits: int = 4) -> str:
 
     >>> format_number(0.123456), format_number(1234567.0), format_number(3), format_number(None)
     ('0.1235', '1.235e+06', '3', '')
+    >>> format_number(-0.0)  # a negative number times a zero derivative has no sign to show
+    '0'
     """
     if value is None:
         return ""
@@ -56,10 +60,12 @@ def format_number(value: Any, digits: int = 4) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
+    if getattr(value, "dtype", None) is not None and value.dtype.kind == "f":
+        value = float(value)  # a NumPy float32 scalar too
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        return f"{value:.{digits}g}"
+        return f"{value + 0.0:.{digits}g}"  # + 0.0 turns -0.0 into 0.0
     return str(value)
 
 
@@ -121,7 +127,8 @@ class Report:
         if not rows:
             return
         head = list(rows[0])
-        out = ["<table>"]
+        # A wide table scrolls inside the page's width instead of running off it.
+        out = ['<div class="wide"><table>']
         if caption:
             out.append(f"<caption>{html.escape(caption)}</caption>")
         out.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in head) + "</tr>")
@@ -132,7 +139,7 @@ class Report:
                 cls = ' class="num"' if _is_number(value) else ""
                 cells.append(f"<td{cls}>{html.escape(format_number(value))}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
+        out.append("</table></div>")
         self.parts.append("".join(out))
 
     def preformatted(self, text: str) -> None:

@@ -29,9 +29,22 @@ from descend.cli.runs import (
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
 LOSSES = ("auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss", "mse")
-OPTIMIZERS = ("gd", "momentum", "rmsprop", "adam")
+# Every update rule the library knows by name (ds.optim.get): nesterov is momentum with
+# nesterov=True, sgd another name for gd.
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 # The learning rate when --lr is not given: a rate that trains the built-in data sets well.
-DEFAULT_LR = {"gd": 0.1, "momentum": 0.05, "rmsprop": 0.005, "adam": 0.01}
+DEFAULT_LR = {
+    "gd": 0.1, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "rmsprop": 0.005, "adam": 0.01,
+    "adamw": 0.01,
+}  # fmt: skip
+OPTIMIZER_HELP = (
+    "the update rule: gd (sgd), momentum, nesterov (momentum with Nesterov's look-ahead), "
+    "rmsprop, adam or adamw (Adam with decoupled weight decay)"
+)
+LR_HELP = (
+    "the learning rate (default: 0.1 for gd, 0.05 for momentum and nesterov, 0.005 for "
+    "rmsprop, 0.01 for adam and adamw)"
+)
 
 OPTIONS = (
     Option("data", "str", None, "a built-in data set (digits, digits:0-3, moons, ...; see "
@@ -48,10 +61,8 @@ OPTIONS = (
     Option("loss", "choice", "auto", "the cost: auto picks categorical_cross_entropy (softmax "
            "output) for classes, binary_cross_entropy (sigmoid output) for two classes, mse for "
            "regression", choices=LOSSES, metavar="NAME"),
-    Option("optimizer", "choice", "adam", "the update rule: gd, momentum, rmsprop or adam",
-           choices=OPTIMIZERS, metavar="NAME"),
-    Option("lr", "float", None, "the learning rate (default: 0.1 for gd, 0.05 for momentum, "
-           "0.005 for rmsprop, 0.01 for adam)", metavar="RATE"),
+    Option("optimizer", "choice", "adam", OPTIMIZER_HELP, choices=OPTIMIZERS, metavar="NAME"),
+    Option("lr", "float", None, LR_HELP, metavar="RATE"),
     Option("batch", "batch", 32, "samples per update: full (batch gradient descent), 1 "
            "(stochastic) or K (mini-batch)", metavar="full|1|K"),
     Option("epochs", "int", 50, "passes through the training data", metavar="N"),

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from descend.experiments import _figures
 from descend.experiments._table import markdown
 from descend.experiments.problems import (
     TwoParameterProblem,
@@ -89,9 +90,7 @@ class LocalMinimaResult:
     def plot(self, lr: float | None = None, *, max_paths: int | None = None, path=None):
         """All paths, one panel per batch size, at one learning rate: see
         :func:`descend.viz.local_minima`."""
-        from descend.viz import local_minima as draw
-
-        return draw(self, lr=lr, max_paths=max_paths, path=path)
+        return _figures.draw("local_minima", self, lr=lr, max_paths=max_paths, path=path)
 
     def __repr__(self) -> str:
         return f"LocalMinimaResult({len(self.rows)} settings, {len(self.starts)} starts each)"

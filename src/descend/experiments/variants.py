@@ -15,11 +15,13 @@ each seed, and measures per run:
 ``final training/test loss and accuracy``
     :func:`descend.evaluate` on the training data and on ``test_data`` after the last epoch.
 ``loss noise``
-    How noisy the per-update loss is (the loss of the batch each update descended):
-    the standard deviation of its residual around a centred moving average of ``noise_window``
-    updates, over the second half of the run (after the initial descent, which a moving average
-    would count as noise). Batch GD's per-update loss is the full training loss, a smooth
-    curve, so its noise is near 0; SGD's is the loss of one sample at a time.
+    How noisy the per-update loss is (the loss of the batch each update descended), relative
+    to its level: the standard deviation of its residual around a centred moving average of
+    ``noise_window`` updates, divided by that average, over the second half of the run (after
+    the initial descent, which a moving average would count as noise). Relative, because an
+    absolute spread calls a run smooth whose loss is simply near 0. Batch GD's per-update loss
+    is the full training loss, a smooth curve, so its noise is near 0; SGD's is the loss of one
+    sample at a time.
 
 Seeds set the shuffling order (and, when ``model`` is a function of the seed, the initial
 weights); everything else is deterministic: the same seeds give the same numbers, wall times
@@ -33,17 +35,18 @@ Details and a second rate in ``docs/variants.md``:
 ==================  =======  ========  ===============  ==========  =========  =======
 variant             updates  wall (s)  time to 0.3 (s)  train loss  test acc.  noise
 ==================  =======  ========  ===============  ==========  =========  =======
-batch (b=1347)      20       0.05      never            1.93        0.467      0.00006
-mini-batch (b=32)   860      0.37      0.13             0.119       0.973      0.076
-stochastic (b=1)    26940    6.5       0.89             0.008       0.979      0.448
+batch (b=1347)      20       0.05      never            1.93        0.467      0.00003
+mini-batch (b=32)   860      0.37      0.13             0.119       0.973      0.49
+stochastic (b=1)    26940    6.5       0.89             0.008       0.979      8.8
 ==================  =======  ========  ===============  ==========  =========  =======
 
 The trade-off, as measured: per epoch, the smaller the batch the further the loss falls
 (20 epochs of SGD end 240 times lower than batch GD), but an epoch of SGD costs 17 to 29 times
-the wall time of one of mini-batch 32, and SGD's per-update loss is six times as noisy; to a
-given loss in wall time, mini-batch wins (0.13 s to 0.3 against 0.89 s for SGD; batch GD,
-with one update per epoch at this rate, is still at 1.93 after 20 epochs). At lr = 0.5 batch GD
-gets to 0.80, mini-batch to 0.026, and SGD does not learn at all (loss 2.42, chance accuracy).
+the wall time of one of mini-batch 32, and SGD's per-update loss is 18 times as noisy for
+its level (one sample's loss is mostly near 0, with spikes); to a given loss in wall time,
+mini-batch wins (0.13 s to 0.3 against 0.89 s for SGD; batch GD, with one update per epoch
+at this rate, is still at 1.93 after 20 epochs). At lr = 0.5 batch GD gets to 0.80,
+mini-batch to 0.026, and SGD does not learn at all (loss 2.42, chance accuracy).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from descend.experiments import _figures
 from descend.experiments._table import fmt, markdown
 from descend.experiments.problems import variant_label
 from descend.train.callbacks import Callback
@@ -64,17 +68,24 @@ from descend.train.loop import DivergenceError
 __all__ = ["VariantComparison", "VariantRun", "compare_variants", "loss_noise"]
 
 
-def loss_noise(step_loss, window: int = 10) -> float:
-    """The noise of a per-update loss curve: the std of its residual around a moving average.
+def loss_noise(step_loss, window: int = 10, *, relative: bool = True) -> float:
+    """The noise of a per-update loss curve: its spread around a moving average.
 
-    The residual is ``L_t - mean(L_{t-h} .. L_{t+h})`` with ``2h + 1`` the largest odd window of
-    at most ``window`` updates that leaves at least 3 residuals, over the second half of the
-    curve (where the trend is slow); NaN when that half has fewer than 5 points.
+    The residual is ``L_t - m_t`` with ``m_t = mean(L_{t-h} .. L_{t+h})``, ``2h + 1`` the largest
+    odd window of at most ``window`` updates that leaves at least 3 residuals, over the second
+    half of the curve (where the trend is slow). The noise is the residual's standard
+    deviation divided by the mean of ``m_t`` (the loss level), so that a run whose loss is
+    near 0 is not called smooth for that alone; ``relative=False`` gives the standard
+    deviation itself. NaN when that half has fewer than 5 points, or when the level is 0 and
+    the residual is not.
 
     Parameters
     ----------
     step_loss : array-like of shape (n_updates,)
     window : int, default 10
+    relative : bool, default True
+        Divide by the loss level (a fraction: 0.5 means the loss of an update is typically
+        off its local average by half of that average).
 
     Returns
     -------
@@ -85,8 +96,10 @@ def loss_noise(step_loss, window: int = 10) -> float:
     >>> import numpy as np
     >>> loss_noise(np.linspace(1.0, 0.0, 100))      # a straight line: no noise
     0.0
-    >>> round(loss_noise(np.tile([1.0, 0.0], 50), window=3), 3)   # residuals +-2/3
+    >>> round(loss_noise(np.tile([1.0, 0.0], 50), window=3, relative=False), 3)  # +-2/3
     0.667
+    >>> round(loss_noise(np.tile([1.0, 0.0], 50), window=3), 3)  # the level is 1/2
+    1.333
     """
     values = np.asarray(step_loss, dtype=np.float64)
     tail = values[len(values) // 2 :]
@@ -96,8 +109,11 @@ def loss_noise(step_loss, window: int = 10) -> float:
         return math.nan
     width = 2 * half + 1
     smooth = np.convolve(tail, np.full(width, 1.0 / width), mode="valid")
-    residual = tail[half : len(tail) - half] - smooth
-    return float(np.round(residual.std(), 12))
+    spread = float(np.round((tail[half : len(tail) - half] - smooth).std(), 12))
+    if not relative or spread == 0.0:
+        return spread
+    level = float(np.abs(smooth).mean())
+    return float(np.round(spread / level, 12)) if level > 0 else math.nan
 
 
 @dataclass
@@ -130,7 +146,9 @@ class VariantRun:
     diverged : int or None
         The update at which training diverged (the cost or a gradient became NaN or
         infinite), None if it did not. A diverged run's ``final`` numbers are NaN; its curves
-        and ``updates`` stop where it stopped.
+        and ``updates`` stop where it stopped, its ``noise`` is NaN.
+    steps_per_epoch : int or None
+        Updates in a full epoch (``ceil(n / batch_size)``).
     """
 
     variant: str
@@ -145,6 +163,7 @@ class VariantRun:
     final: dict
     history: object = field(repr=False, default=None)
     diverged: int | None = None
+    steps_per_epoch: int | None = None
 
     def to_target(self, target: float) -> dict[str, float]:
         """When the training loss first reached ``target``: ``{"time", "updates", "epochs"}``.
@@ -198,8 +217,9 @@ class VariantComparison:
             Keys: ``variant``, ``batch size``, ``updates``, ``epochs``, ``wall time (s)``,
             ``time to target (s)``, ``updates to target``, ``train loss``, ``test loss``,
             ``loss noise`` and, for classification, ``train accuracy``, ``test accuracy``; when
-            any run diverged, ``diverged`` ("k of n" seeds). ``updates`` and ``epochs`` are the
-            first seed's (they differ only for a diverged run).
+            any run diverged, ``diverged`` ("k of n" seeds, and the updates where they
+            diverged). ``updates`` and ``epochs`` are the first seed's (they differ only for a
+            diverged run).
         """
         rows = []
         for variant in self.variants:
@@ -222,9 +242,38 @@ class VariantComparison:
                 row["test accuracy"] = _spread([r.final["test_accuracy"] for r in runs])
             row["loss noise"] = _spread([r.noise for r in runs])
             if any(r.diverged is not None for r in self.runs):
-                row["diverged"] = f"{sum(r.diverged is not None for r in runs)} of {len(runs)}"
+                row["diverged"] = _diverged_note(runs)
             rows.append(row)
         return rows
+
+    def why_incomplete(self, variant: str) -> str | None:
+        """Why a variant has no time to target or no loss noise (a dash in the table, no
+        point in the trade-off figure); None when it has both.
+
+        Examples
+        --------
+        >>> import descend as ds
+        >>> X, y = ds.datasets.xor(64, seed=0)
+        >>> result = ds.experiments.compare_variants(
+        ...     ds.nn.mlp([2, 4, 2], output_activation="softmax", seed=0), X, y,
+        ...     loss="categorical_cross_entropy", batch_sizes=["full", 16], epochs=4, lr=0.1)
+        >>> result.why_incomplete("batch (b=64)")
+        'no loss noise: 4 updates are too few to measure it (it takes 9)'
+        """
+        runs = self.runs_of(variant)
+        diverged = [r.diverged for r in runs if r.diverged is not None]
+        if diverged:
+            return (
+                f"diverged (the cost or a gradient became NaN or infinite) at update "
+                f"{', '.join(map(str, diverged))}: its curves stop there; a smaller learning "
+                "rate avoids it"
+            )
+        if any(math.isnan(r.noise) for r in runs):
+            fewest = min(r.updates for r in runs)
+            return f"no loss noise: {fewest} updates are too few to measure it (it takes 9)"
+        if any(math.isnan(r.to_target(self.target_loss)["time"]) for r in runs):
+            return "never reached the target loss" + (" in some seeds" if len(runs) > 1 else "")
+        return None
 
     def to_markdown(self, digits: int = 4, caption: bool = True) -> str:
         """The summary as a Markdown table (``mean ± std`` over seeds), with a caption line.
@@ -249,10 +298,16 @@ class VariantComparison:
             + (f", {s['n_test']} test samples" if s.get("n_test") else "")
             + f"; {s.get('optimizer')}, {s.get('epochs')} epochs, the same initial weights for "
             f"every variant; mean ± std over seeds {seeds}. Target loss {fmt(self.target_loss)}"
-            f" ({s.get('target_note')}). Wall time excludes the per-epoch evaluation. Loss noise:"
+            f" ({s.get('target_note')}). Wall time excludes the per-epoch evaluation; it is "
+            "measured once per seed on a shared machine and varies between repeats. Loss noise:"
             f" std of the per-update loss around a {s.get('noise_window')}-update moving "
-            "average, second half of the run."
+            "average, divided by that average (relative to the loss level), second half of the "
+            "run."
         )
+        for variant in self.variants:
+            why = self.why_incomplete(variant)
+            if why:
+                note += f" {variant}: {why}."
         return table + note
 
     def to_dict(self) -> dict:
@@ -280,17 +335,16 @@ class VariantComparison:
             "runs": runs,
         }
 
-    def plot_history(self, *, seed: int | None = None, path=None):
-        """Per-update and per-epoch losses of every variant: see :func:`descend.viz.history`."""
-        from descend.viz import history
+    def plot_history(self, *, seed: int | None = None, path=None, **options):
+        """Per-update and per-epoch losses of every variant: :func:`descend.viz.history`.
 
-        return history(self, seed=seed, path=path)
+        ``options`` go to that function (``log_scale=True``, ``smooth=10``, ...).
+        """
+        return _figures.draw("history", self, seed=seed, path=path, **options)
 
-    def plot_tradeoff(self, *, path=None):
-        """Speed against smoothness: see :func:`descend.viz.tradeoff`."""
-        from descend.viz import tradeoff
-
-        return tradeoff(self, path=path)
+    def plot_tradeoff(self, *, path=None, **options):
+        """Speed against smoothness: :func:`descend.viz.tradeoff` (``options`` go to it)."""
+        return _figures.draw("tradeoff", self, path=path, **options)
 
     def __repr__(self) -> str:
         return (
@@ -312,6 +366,15 @@ def _spread(values) -> tuple[float, float]:
     if sd <= 1e-12 * abs(mean):
         sd = 0.0
     return (mean, sd)
+
+
+def _diverged_note(runs) -> str:
+    """How many seeds diverged, and where: ``1 of 3 (at update 8)``."""
+    at = [r.diverged for r in runs if r.diverged is not None]
+    note = f"{len(at)} of {len(runs)}"
+    if at:
+        note += f" (at update{'s' if len(at) > 1 else ''} {', '.join(map(str, at))})"
+    return note
 
 
 def _nan_none(v):
@@ -373,6 +436,67 @@ def _fresh_optimizer(optimizer, lr):
     kwargs = {} if lr is None else {"lr": lr}
     optim.get(optimizer, **kwargs)  # fail early on a bad name or rate
     return lambda: optim.get(optimizer, **kwargs)
+
+
+def _starting_models(model, seeds) -> dict:
+    from descend.nn.module import Module
+
+    if isinstance(model, Module):
+        return dict.fromkeys(seeds, model)
+    if callable(model):
+        return {seed: model(seed) for seed in seeds}
+    raise TypeError(f"model must be a Module or a function seed -> Module, got {model!r}")
+
+
+def _train_one(net, label, batch_size, seed, X, y, curve, fit_args, noise_window) -> VariantRun:
+    """One run of the comparison; a divergence is recorded in the run, not raised."""
+    from descend.train import fit
+
+    diverged = None
+    try:
+        history = fit(net, X, y, batch_size=batch_size, seed=seed, callbacks=[curve],
+                      progress=False, **fit_args)  # fmt: skip
+    except DivergenceError as exc:
+        # Reported, not raised: one variant diverging (SGD at a large rate, typically) is a
+        # result of the comparison.
+        history, diverged = exc.history, exc.step
+    if curve.diverged_at is not None:
+        diverged = curve.diverged_at
+    table = {k: np.array([row[k] for row in curve.rows]) for k in curve.rows[0]}
+    last = curve.rows[-1]
+    final = {"train_loss": last["loss"]}
+    if "accuracy" in last:
+        final["train_accuracy"] = last["accuracy"]
+    final["test_loss"] = last.get("test_loss", math.nan)
+    if "accuracy" in last:
+        final["test_accuracy"] = last.get("test_accuracy", math.nan)
+    step_loss = np.asarray(history.step["loss"], dtype=np.float64)
+    noise = loss_noise(step_loss, noise_window)
+    if diverged is not None:
+        # Its last numbers are the explosion, not the variant's noise or its result.
+        final = dict.fromkeys(final, math.nan)
+        noise = math.nan
+    return VariantRun(
+        variant=label, batch_size=batch_size, seed=seed, updates=history.n_updates,
+        epochs=history.n_epochs, wall_time=curve.training_time, noise=noise,
+        step_loss=step_loss, curve=table, final=final, history=history, diverged=diverged,
+        steps_per_epoch=math.ceil(len(X) / batch_size),
+    )  # fmt: skip
+
+
+def _target(runs, target_loss) -> tuple[float, str]:
+    """The target loss of the "to target" columns, and how it was chosen."""
+    if target_loss is not None:
+        return float(target_loss), "given"
+    # The worst final loss among the runs that learned something: each of those reaches it,
+    # so the column ranks them; a run that never got below its start shows "-".
+    improved = [
+        r.final["train_loss"] for r in runs
+        if r.diverged is None and r.final["train_loss"] < r.curve["loss"][0]
+    ]  # fmt: skip
+    if not improved:
+        return math.nan, "none: no run improved on its starting loss"
+    return max(improved), "the highest final training loss of the runs that improved on their start"
 
 
 def compare_variants(
@@ -449,8 +573,6 @@ def compare_variants(
     from descend import losses
     from descend.data import check_X_y
     from descend.data.batching import _resolve_batch_size
-    from descend.nn.module import Module
-    from descend.train import fit
     from descend.train.metrics import get_metrics
 
     if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
@@ -473,68 +595,18 @@ def compare_variants(
     if test_data is not None:
         test_data = check_X_y(*test_data, name_X="X_test", name_y="y_test")
 
-    runs = []
-    starts = {}
-    for seed in seeds:
-        if isinstance(model, Module):
-            starts[seed] = model
-        elif callable(model):
-            starts[seed] = model(seed)
-        else:
-            raise TypeError(f"model must be a Module or a function seed -> Module, got {model!r}")
-    for label, batch_size in resolved:
-        for seed in seeds:
-            net = copy.deepcopy(starts[seed])
-            curve = _Curve(X, y, test_data, loss, metric_fns)
-            diverged = None
-            try:
-                history = fit(
-                    net, X, y, loss=loss, optimizer=make_optimizer(), batch_size=batch_size,
-                    epochs=epochs, seed=seed, metrics=metrics, callbacks=[curve],
-                    progress=False,
-                )  # fmt: skip
-            except DivergenceError as exc:
-                # Reported, not raised: one variant diverging (SGD at a large rate, typically)
-                # is a result of the comparison.
-                history, diverged = exc.history, exc.step
-            if curve.diverged_at is not None:
-                diverged = curve.diverged_at
-            table = {k: np.array([row[k] for row in curve.rows]) for k in curve.rows[0]}
-            last = curve.rows[-1]
-            final = {"train_loss": last["loss"]}
-            if "accuracy" in last:
-                final["train_accuracy"] = last["accuracy"]
-            final["test_loss"] = last.get("test_loss", math.nan)
-            if "accuracy" in last:
-                final["test_accuracy"] = last.get("test_accuracy", math.nan)
-            if diverged is not None:
-                final = dict.fromkeys(final, math.nan)
-            step_loss = np.asarray(history.step["loss"])
-            runs.append(
-                VariantRun(
-                    variant=label, batch_size=batch_size, seed=seed,
-                    updates=history.n_updates, epochs=history.n_epochs,
-                    wall_time=curve.training_time,
-                    noise=loss_noise(step_loss, noise_window), step_loss=step_loss,
-                    curve=table, final=final, history=history, diverged=diverged,
-                )
-            )  # fmt: skip
-    if target_loss is None:
-        # The worst final loss among the runs that learned something: each of those reaches
-        # it, so the column ranks them; a run that never got below its start shows "-".
-        improved = [
-            r.final["train_loss"] for r in runs
-            if r.diverged is None and r.final["train_loss"] < r.curve["loss"][0]
-        ]  # fmt: skip
-        target = max(improved) if improved else math.nan
-        note = (
-            "the highest final training loss of the runs that improved on their start"
-            if improved
-            else "none: no run improved on its starting loss"
+    starts = _starting_models(model, seeds)
+    runs = [
+        _train_one(
+            copy.deepcopy(starts[seed]), label, batch_size, seed, X, y,
+            _Curve(X, y, test_data, loss, metric_fns),
+            dict(loss=loss, optimizer=make_optimizer(), epochs=epochs, metrics=metrics),
+            noise_window,
         )
-    else:
-        target = float(target_loss)
-        note = "given"
+        for label, batch_size in resolved
+        for seed in seeds
+    ]  # fmt: skip
+    target, note = _target(runs, target_loss)
     opt_repr = repr(make_optimizer())
     settings = {
         "epochs": epochs, "optimizer": opt_repr, "loss": getattr(loss, "__name__", loss),

@@ -19,6 +19,7 @@ is imported when a function is called, so ``import descend`` works without it.
 =======================  =====================================================================
 """
 
+from descend.experiments import _figures
 from descend.viz.boundary import decision_boundary
 from descend.viz.landscape import landscape
 from descend.viz.network import backprop, backprop_animation, network
@@ -29,3 +30,8 @@ __all__ = [
     "backprop", "backprop_animation", "decision_boundary", "gradient_norms", "history",
     "landscape", "local_minima", "network", "surface", "surface_html", "tradeoff",
 ]  # fmt: skip
+
+# A result of descend.experiments draws itself through these (experiments never imports viz).
+_figures.register("history", history)
+_figures.register("tradeoff", tradeoff)
+_figures.register("local_minima", local_minima)

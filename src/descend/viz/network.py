@@ -129,13 +129,14 @@ class _NetworkArtist:
             ax.text(self.pos[c][0][0], (tallest - 1) / 2 + 1.0, f"{name}\n({self.sizes[c]}){act}",
                     ha="center", va="bottom", fontsize=8)  # fmt: skip
         ax.set_xlim(-1.0, 1.6 * (n_cols - 1) + 1.4)
-        ax.set_ylim(-(tallest - 1) / 2 - 1.6, (tallest - 1) / 2 + 2.6)
+        ax.set_ylim(-(tallest - 1) / 2 - 2.2, (tallest - 1) / 2 + 2.6)
         ax.set_axis_off()
         self.value_texts: list = []
+        self.column_scales: dict[int, float] = {}  # column -> largest |value| of its nodes
+        self.gradients = False  # backprop colours nodes as the edges: both are derivatives
 
     # -- colouring ---------------------------------------------------------------------------
     def color_nodes(self, c: int, values: np.ndarray | None, diverging: bool | None = None):
-        import matplotlib
 
         nodes = self.nodes[c]
         if values is None:
@@ -146,11 +147,35 @@ class _NetworkArtist:
         v = values[self.shown[c]]
         if diverging is None:
             diverging = bool((values < 0).any())
-        if diverging:
-            colors = _signed_cmap()(0.5 + 0.5 * v / scale)
-        else:
-            colors = matplotlib.colormaps["YlOrBr"](0.05 + 0.85 * v / scale)
-        nodes.set_facecolor(colors)
+        cmap = self.node_cmap(diverging)
+        nodes.set_facecolor(cmap(0.5 + 0.5 * v / scale if diverging else v / scale))
+        self.column_scales[c] = scale
+
+    def node_cmap(self, diverging: bool):
+        """Gradients share the edges' orange/blue; activations get colours of their own
+        (grey, or purple/green when they change sign), so that orange never means both a
+        high activation and a negative weight."""
+        import matplotlib
+
+        if self.gradients:
+            return _signed_cmap()
+        return matplotlib.colormaps["PRGn" if diverging else "Greys"]
+
+    def scale_bar(self, diverging: bool, label: str) -> None:
+        """A colour bar for the nodes (relative to each column's largest value, printed under
+        the column), and each column's largest value, so the colours read as numbers."""
+        import matplotlib
+        from matplotlib.cm import ScalarMappable
+
+        low = -1.0 if diverging else 0.0
+        mappable = ScalarMappable(matplotlib.colors.Normalize(low, 1.0), self.node_cmap(diverging))
+        bar = self.ax.figure.colorbar(mappable, ax=self.ax, shrink=0.45, pad=0.0, aspect=15)
+        bar.set_label(label, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_ticks([low, 0.0, 1.0] if diverging else [0.0, 0.5, 1.0])
+        for c, scale in self.column_scales.items():
+            self.ax.text(self.pos[c][0][0], self.pos[c][1].min() - 1.25, f"max {scale:.2g}",
+                         ha="center", va="top", fontsize=7, color="0.2")  # fmt: skip
 
     def color_edges(self, layer: int, values: np.ndarray | None, strength: float = 1.0):
         lc = self.edges[layer]
@@ -192,6 +217,14 @@ class _NetworkArtist:
                              fontweight="bold" if node == best else "normal")
             )  # fmt: skip
         return texts
+
+
+def _edge_scale(art, layer: int, grads: np.ndarray) -> None:
+    """The largest |dC/dW| of a layer, between its columns: the widest edge stands for it."""
+    x = (art.pos[layer][0][0] + art.pos[layer + 1][0][0]) / 2
+    y = min(art.pos[layer][1].min(), art.pos[layer + 1][1].min()) - 1.25
+    art.ax.text(x, y, f"widest edge:\n|dC/dW| = {float(np.abs(grads).max()):.2g}",
+                ha="center", va="top", fontsize=6.5, color="0.35")  # fmt: skip
 
 
 def _signed_cmap():
@@ -310,6 +343,8 @@ def network(
             art.color_nodes(c, a)
         art.label_outputs(acts[-1], class_names, _output_kind(art.dense))
         _show_image(fig, ax, xs.mean(axis=0), image_shape)
+        signed = any((a < 0).any() for a in acts)
+        art.scale_bar(signed, "activation a, as a fraction of\nthe largest |a| in its column")
         default = "activations for one input; edges: weights"
     else:
         for c in range(len(art.sizes)):
@@ -320,12 +355,23 @@ def network(
     return finish(fig, path)
 
 
+def _targets_of(y, n_rows: int) -> np.ndarray:
+    """The target of one sample taken the way the sample is (X[0] with y[0]): a label or value
+    becomes a one-element array, a one-hot or multi-output row a (1, k) array."""
+    y = np.asarray(y)
+    if y.ndim == 0:
+        return y.reshape(1)
+    if n_rows == 1 and y.ndim == 1 and y.shape[0] > 1:
+        return y.reshape(1, -1)
+    return y
+
+
 def _backprop_values(model, x, y, loss):
     from descend.backprop import backprop as run_backprop
 
     dense = _dense_layers(model)
     xs = _one_sample(x, dense[0].in_features)
-    view = run_backprop(model, xs, y, loss)
+    view = run_backprop(model, xs, _targets_of(y, len(xs)), loss)
     from descend.nn.dense import Dense
 
     records = [r for r in view.layers if isinstance(r.layer, Dense)]
@@ -391,15 +437,18 @@ def backprop(
     cost, node_grads, edge_grads, _ = _backprop_values(model, x, y, loss)
     fig, ax = _axes(ax, figsize)
     art = _NetworkArtist(ax, model, max_neurons)
+    art.gradients = True
     for c, g in enumerate(node_grads):
         art.color_nodes(c, g, diverging=True)
     for layer, g in enumerate(edge_grads):
         art.color_edges(layer, g)
+        _edge_scale(art, layer, g)
     if annotate is None:
         annotate = max(len(s) for s in art.shown) <= 6
     if annotate:
         art.label_values(node_grads)
-    _legend(ax, "> 0", "< 0", "sign of dC/dW (edges)\nand dC/da (nodes)")
+    _legend(ax, "> 0", "< 0", "sign of dC/dW (edges)\nand dC/da (nodes);\nwidth: |dC/dW|")
+    art.scale_bar(True, "dC/da, as a fraction of the\nlargest |dC/da| in its column")
     ax.set_title(
         title or f"backpropagation: C = {cost:.4g}; nodes dC/da (output: dC/dz), edges dC/dW",
         fontsize=10,

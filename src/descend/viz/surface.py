@@ -218,12 +218,14 @@ def _contour(ax, P0, P1, Z, paths, minima, names, levels, log_scale):
         ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=lw, alpha=0.85, zorder=z)
         if len(p) <= 60:
             ax.plot(p[:, 0], p[:, 1], ".", color=color, ms=4, zorder=z)
-        ax.plot(*p[0], "o", mfc="white", mec=color, mew=2, ms=8, zorder=4)
-        ax.plot(*p[-1], "X", color=color, mec="black", mew=0.6, ms=9, zorder=5)
+        ax.plot(*p[0], "o", mfc="white", mec=color, mew=2, ms=8, zorder=7)
+        # Above every path (a long SGD path would bury it) and ringed in white to stand out.
+        ax.plot(*p[-1], "X", color=color, mec="white", mew=1.2, ms=15, zorder=8)
         handles.append(Line2D([], [], color=color, lw=2, label=f"{label} ({len(p) - 1} updates)"))
     for k, (name, m) in enumerate(minima.items()):
         marker = _MINIMUM_MARKERS[min(k, len(_MINIMUM_MARKERS) - 1)] if k else "*"
-        ax.plot(*m, marker, color="white", mec="black", ms=13 if k == 0 else 10, zorder=6)
+        # On top of an end marker that lands on it (the ends are larger, so both show).
+        ax.plot(*m, marker, color="white", mec="black", ms=11 if k == 0 else 9, zorder=9)
         handles.append(
             Line2D([], [], ls="", marker=marker, color="white", mec="black", ms=10, label=name)
         )
@@ -237,7 +239,9 @@ def _contour(ax, P0, P1, Z, paths, minima, names, levels, log_scale):
     ax.set_ylabel(names[1])
     ax.figure.colorbar(cs, ax=ax, label="cost", shrink=0.85)
     if handles:
-        ax.legend(handles=handles, fontsize=7, loc="best", framealpha=0.85)
+        # Under the axes, not on them: inside, it covered paths and minima.
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                  ncol=2, frameon=False)  # fmt: skip
 
 
 def _surface3d(ax, fn, P0, P1, Z, paths, minima, names):
@@ -252,7 +256,8 @@ def _surface3d(ax, fn, P0, P1, Z, paths, minima, names):
         ax.plot(p[:, 0], p[:, 1], z, "-", color=color, lw=0.6 if len(p) > 1000 else 1.2,
                 label=label, zorder=5 + 0.1 * i)  # fmt: skip
         ax.scatter(*p[0], z[0], color="white", edgecolors=color, s=40, zorder=6)
-        ax.scatter(*p[-1], z[-1], color=color, marker="X", s=60, zorder=6)
+        ax.scatter(*p[-1], z[-1], color=color, marker="X", s=110, edgecolors="white",
+                   linewidths=1.0, zorder=8)  # fmt: skip
     for m in minima.values():
         zm = float(fn(np.array([m[0]]), np.array([m[1]]))[0])
         ax.scatter(m[0], m[1], zm, marker="*", color="white", edgecolors="black", s=120, zorder=7)

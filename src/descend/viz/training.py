@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from descend.viz._common import PALETTE, finish, moving_average, new_figure
 
-__all__ = ["gradient_norms", "history", "tradeoff"]
+__all__ = ["gradient_norms", "history", "tradeoff", "tradeoff_note"]
 
 
 @dataclass
@@ -23,6 +24,7 @@ class _Run:
     val: np.ndarray | None
     val_name: str = "validation"
     band: tuple | None = None
+    diverged: int | None = None  # the update where the shown run diverged
 
 
 def _label_of(h, i: int) -> str:
@@ -70,22 +72,36 @@ def _from_comparison(result, metric: str, seed) -> list[_Run]:
         test_key = f"test_{metric}"
         test = None
         if test_key in shown.curve:
-            test = np.nanmean(_padded([r.curve[test_key] for r in per_seed]), axis=0)
+            test = _mean_of_finite(_padded([r.curve[test_key] for r in per_seed]))
+        # Updates per full epoch from the batch size, not updates / epochs: a run that
+        # diverged in its first epoch completed none.
+        n = (result.settings or {}).get("n_train")
+        spe = shown.steps_per_epoch or (math.ceil(n / shown.batch_size) if n else None)
         runs.append(
             _Run(
                 label=variant,
                 step=shown.step_loss if metric == "loss" else None,
-                steps_per_epoch=shown.updates / shown.epochs,
+                steps_per_epoch=float(spe or max(shown.updates, 1) / max(shown.epochs, 1)),
                 epoch_x=np.asarray(longest.curve["epoch"], dtype=np.float64),
-                train=np.nanmean(curves, axis=0),
+                train=_mean_of_finite(curves),
                 val=test,
                 val_name="test",
-                band=(np.nanmin(curves, axis=0), np.nanmax(curves, axis=0))
+                # fmin/fmax skip NaN (a diverged seed's missing epochs) without a warning.
+                band=(np.fmin.reduce(curves, axis=0), np.fmax.reduce(curves, axis=0))
                 if len(per_seed) > 1
                 else None,
+                diverged=shown.diverged,
             )
         )
     return runs
+
+
+def _mean_of_finite(rows: np.ndarray) -> np.ndarray:
+    """The column means over the seeds, NaN where no seed has a number (after a divergence)."""
+    finite = np.isfinite(rows)
+    counts = finite.sum(axis=0)
+    sums = np.where(finite, rows, 0.0).sum(axis=0)
+    return np.divide(sums, counts, out=np.full(rows.shape[1], np.nan), where=counts > 0)
 
 
 def _padded(curves) -> np.ndarray:
@@ -203,50 +219,94 @@ def history(
     fig = new_figure(figsize or (4.6 * ncols if ncols > 2 else 5.5 * ncols, 4.2))
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     colors = {r.label: PALETTE[i % len(PALETTE)] for i, r in enumerate(data)}
-
     if with_steps:
         step_axes = [axes[0]] * len(with_steps) if overlay else list(axes[:n_step_axes])
-        # The longest (noisiest) runs first, so the smoother ones stay visible on top.
-        order = sorted(range(len(with_steps)), key=lambda i: -len(with_steps[i].step))
-        for rank, i in enumerate(order):
-            run, ax = with_steps[i], step_axes[i]
-            x = np.arange(1, len(run.step) + 1, dtype=np.float64)
-            if step_axis == "epoch":
-                x = x / run.steps_per_epoch
-            color = colors[run.label]
-            raw_alpha = 0.3 if smooth else (0.55 if len(run.step) > 500 else 0.9)
-            lw = 0.5 if len(run.step) > 500 else 1.2
-            ax.plot(x, run.step, color=color, lw=lw, alpha=raw_alpha, zorder=2 + rank,
-                    label=None if smooth else f"{run.label} ({len(run.step)} updates)")  # fmt: skip
-            if smooth:
-                ax.plot(x, moving_average(run.step, smooth), color=color, lw=1.5,
-                        zorder=10 + rank, label=f"{run.label} (mean of {smooth})")  # fmt: skip
-        for k, ax in enumerate(step_axes[: 1 if overlay else len(step_axes)]):
-            ax.set_xlabel("epoch" if step_axis == "epoch" else "update")
-            ax.set_ylabel(f"{metric} of the batch")
-            ax.set_title("loss per update" if overlay else with_steps[k].label, fontsize=10)
-            if log_scale:
-                ax.set_yscale("log")
-            ax.legend(fontsize=7)
-        if not overlay:
-            # One y-scale for all runs, so their noise compares at a glance.
-            for ax in step_axes[1:]:
-                ax.sharey(step_axes[0])
+        _draw_steps(step_axes, with_steps, colors, step_axis, smooth, metric, overlay, log_scale)
+    _draw_epochs(axes[-1], data, colors, validation, metric, log_scale)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return finish(fig, path)
 
-    ax = axes[-1]
+
+def _diverged_label(run: _Run) -> str:
+    return "" if run.diverged is None else f", diverged at update {run.diverged}"
+
+
+def _draw_steps(step_axes, runs, colors, step_axis, smooth, metric, overlay, log_scale) -> None:
+    """The per-update panel(s); a diverged run is drawn up to its divergence and marked."""
+    # The longest (noisiest) runs first, so the smoother ones stay visible on top.
+    order = sorted(range(len(runs)), key=lambda i: -len(runs[i].step))
+    for rank, i in enumerate(order):
+        run, ax = runs[i], step_axes[i]
+        x = np.arange(1, len(run.step) + 1, dtype=np.float64)
+        if step_axis == "epoch":
+            x = x / run.steps_per_epoch
+        color = colors[run.label]
+        raw_alpha = 0.3 if smooth else (0.55 if len(run.step) > 500 else 0.9)
+        lw = 0.5 if len(run.step) > 500 else 1.2
+        label = f"{run.label} ({len(run.step)} updates{_diverged_label(run)})"
+        ax.plot(x, run.step, color=color, lw=lw, alpha=raw_alpha, zorder=2 + rank,
+                label=None if smooth else label)  # fmt: skip
+        if smooth:
+            ax.plot(x, moving_average(run.step, smooth), color=color, lw=1.5, zorder=10 + rank,
+                    label=f"{run.label} (mean of {smooth}{_diverged_label(run)})")  # fmt: skip
+    _limit_to_calm_runs(set(step_axes), runs, log_scale)
+    for k, ax in enumerate(step_axes[: 1 if overlay else len(step_axes)]):
+        ax.set_xlabel("epoch" if step_axis == "epoch" else "update")
+        ax.set_ylabel(f"{metric} of the batch")
+        ax.set_title("loss per update" if overlay else runs[k].label, fontsize=10)
+        ax.legend(fontsize=7)
+    if not overlay:
+        # One y-scale for all runs, so their noise compares at a glance.
+        for ax in step_axes[1:]:
+            ax.sharey(step_axes[0])
+    for i, run in enumerate(runs):
+        if run.diverged is not None:
+            x_end = run.diverged / run.steps_per_epoch if step_axis == "epoch" else run.diverged
+            _mark_divergence(step_axes[i], x_end, colors[run.label])
+
+
+def _limit_to_calm_runs(axes, runs, log_scale) -> None:
+    """y-limits from the runs that did not diverge: an explosion to 1e25 would flatten them."""
+    for ax in axes:
+        if log_scale:
+            ax.set_yscale("log")
+    calm = [r.step[np.isfinite(r.step)] for r in runs if r.diverged is None]
+    calm = np.concatenate(calm) if calm and len(calm) < len(runs) else np.array([])
+    if log_scale:
+        calm = calm[calm > 0]
+    if calm.size == 0:  # nothing diverged (matplotlib's limits are right), or everything did
+        return
+    low, top = float(calm.min()), float(calm.max())
+    for ax in axes:
+        ax.set_ylim(*((low / 1.5, top * 3) if log_scale else (min(0.0, low), top * 1.15)))
+
+
+def _mark_divergence(ax, x, color) -> None:
+    """A dotted line where a run diverged, labelled, so it is not read as a finished run."""
+    ax.axvline(x, color=color, ls=":", lw=1.2)
+    ax.annotate("diverged", (x, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                textcoords="offset points", color=color, fontsize=8)  # fmt: skip
+
+
+def _draw_epochs(ax, data, colors, validation, metric, log_scale) -> None:
     from matplotlib.lines import Line2D
 
     any_val = False
     for run in data:
         color = colors[run.label]
         if run.train is not None:
-            ax.plot(run.epoch_x, run.train, "-", color=color, lw=1.6, marker="." if
-                    len(run.epoch_x) <= 40 else None, label=run.label)  # fmt: skip
+            few = len(run.epoch_x) <= 40 or run.diverged is not None
+            label = run.label + _diverged_label(run)
+            ax.plot(run.epoch_x, run.train, "-", color=color, lw=1.6,
+                    marker="." if few else None, label=label)  # fmt: skip
             if run.band is not None:
                 ax.fill_between(run.epoch_x, *run.band, color=color, alpha=0.15, lw=0)
         if validation and run.val is not None:
             ax.plot(run.epoch_x, run.val, "--", color=color, lw=1.3)
             any_val = True
+        if run.diverged is not None:
+            _mark_divergence(ax, run.diverged / run.steps_per_epoch, color)
     handles, _ = ax.get_legend_handles_labels()
     if any_val:
         val_name = data[0].val_name
@@ -260,9 +320,6 @@ def history(
     ax.set_title(f"{metric} per epoch", fontsize=10)
     if log_scale:
         ax.set_yscale("log")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return finish(fig, path)
 
 
 def _norm_series(source):
@@ -371,19 +428,23 @@ def gradient_norms(
     return finish(fig, path)
 
 
-def tradeoff(comparison, *, title: str | None = None, figsize=(11.0, 4.2), path=None):
+def tradeoff(comparison, *, title: str | None = None, figsize=(11.0, 4.8), path=None):
     """Speed against smoothness, from :func:`descend.experiments.compare_variants`.
 
-    Left: the full training loss against training seconds (every run; log time axis), with the
-    target loss dashed. Right: each variant's loss noise against its time to the target loss
-    (mean over seeds, bars: one standard deviation; a linear noise axis, so batch GD's noise of
-    about 0 shows as 0).
+    Left: the full training loss after each epoch against training seconds (one line per
+    variant through the median time and the mean loss over seeds, each seed's own points
+    faint; log axes), with the target loss dashed. Right: each variant's loss noise (relative
+    to its loss level, see :func:`descend.experiments.loss_noise`) against its time to the
+    target loss (mean over seeds, bars: one standard deviation; a linear noise axis, so batch
+    GD's noise of about 0 shows as 0). A variant without a point is named under the figure
+    with the reason (it never reached the target, had too few updates to measure noise, or
+    diverged); a note there says how noise and wall time were measured.
 
     Parameters
     ----------
     comparison : VariantComparison
     title : str, optional
-    figsize : (float, float), default (11, 4.2)
+    figsize : (float, float), default (11, 4.8)
     path : str or Path, optional
         Save the figure (``.png``, ``.svg`` or ``.pdf``).
 
@@ -404,12 +465,10 @@ def tradeoff(comparison, *, title: str | None = None, figsize=(11.0, 4.2), path=
     fig = new_figure(figsize)
     ax, ax2 = fig.subplots(1, 2)
     summary = {row["variant"]: row for row in comparison.summary()}
+    missing = []
     for i, variant in enumerate(comparison.variants):
         color = PALETTE[i % len(PALETTE)]
-        for k, run in enumerate(comparison.runs_of(variant)):
-            t, loss = run.curve["time"][1:], run.curve["loss"][1:]
-            ax.plot(t, loss, "-", marker="." if len(t) <= 40 else None, color=color, lw=1.2,
-                    alpha=0.8, label=variant if k == 0 else None)  # fmt: skip
+        _speed_line(ax, comparison.runs_of(variant), variant, color)
         row = summary[variant]
         (tt, tt_sd), (noise, noise_sd) = row["time to target (s)"], row["loss noise"]
         if math.isfinite(tt) and math.isfinite(noise):
@@ -420,7 +479,10 @@ def tradeoff(comparison, *, title: str | None = None, figsize=(11.0, 4.2), path=
             )  # fmt: skip
             ax2.annotate(variant, (tt, noise), textcoords="offset points",
                          xytext=(6, 6), fontsize=7)  # fmt: skip
-    ax.axhline(comparison.target_loss, color="0.4", ls="--", lw=1, label="target loss")
+        else:
+            missing.append(f"{variant}: {comparison.why_incomplete(variant)}")
+    if math.isfinite(comparison.target_loss):
+        ax.axhline(comparison.target_loss, color="0.4", ls="--", lw=1, label="target loss")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training time (s)")
@@ -429,10 +491,62 @@ def tradeoff(comparison, *, title: str | None = None, figsize=(11.0, 4.2), path=
     ax.legend(fontsize=7)
     ax2.set_xscale("log")
     ax2.set_xlabel("time to target loss (s)")
-    ax2.set_ylabel("loss noise (std around a moving average)")
+    ax2.set_ylabel("relative loss noise")
     ax2.set_title("trade-off: time to target against noise", fontsize=10)
     ax2.margins(0.3)
+    ax2.autoscale_view()  # the margins first: a fixed bottom alone would freeze the top
     ax2.set_ylim(bottom=0)
+    note = tradeoff_note(comparison)
+    if missing:
+        note += " No point on the right for " + "; ".join(missing) + "."
+    lines = textwrap.wrap(note, width=int(figsize[0] * 17))
+    fig.text(0.5, 0.0, "\n".join(lines), ha="center", va="bottom", fontsize=7.5, color="0.25")
+    fig.get_layout_engine().set(rect=(0, 0.04 + 0.035 * len(lines), 1, 0.96 - 0.035 * len(lines)))
     if title:
         fig.suptitle(title, fontsize=11)
     return finish(fig, path)
+
+
+def tradeoff_note(comparison) -> str:
+    """One line on how the trade-off figure measures noise and time (also for the report).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> print(tradeoff_note(SimpleNamespace(seeds=[0], settings={"noise_window": 10})))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Noise: the spread of the per-update loss around its 10-update moving average, as a fraction
+    of that average (second half of the run). Wall times: one run on a shared machine; they vary
+    between repeats.
+    """
+    window = (comparison.settings or {}).get("noise_window", 10)
+    n = len(comparison.seeds)
+    times = (
+        "one run on a shared machine; they vary between repeats"
+        if n == 1
+        else f"one run per seed ({n} seeds) on a shared machine; bars: one standard deviation"
+    )
+    return (
+        f"Noise: the spread of the per-update loss around its {window}-update moving average, "
+        f"as a fraction of that average (second half of the run). Wall times: {times}."
+    )
+
+
+def _speed_line(ax, runs, variant, color) -> None:
+    """Loss against time for one variant: a line that only moves forward in time."""
+    finished = [r for r in runs if r.diverged is None]
+    for r in runs:  # each seed's own points, not joined (seeds run at different speeds)
+        t, loss = r.curve["time"][1:], r.curve["loss"][1:]
+        if len(runs) > 1 or r.diverged is not None:
+            ax.plot(t, loss, "." if r.diverged is None else "x", color=color, alpha=0.35, ms=4)
+    if finished:
+        length = min(len(r.curve["time"]) for r in finished)
+        # Each seed's times grow epoch by epoch, so their median does too.
+        t = np.median([r.curve["time"][1:length] for r in finished], axis=0)
+        loss = np.mean([r.curve["loss"][1:length] for r in finished], axis=0)
+        ax.plot(t, loss, "-", marker="." if len(t) <= 40 else None, color=color, lw=1.4,
+                label=variant)  # fmt: skip
+    diverged = [r.diverged for r in runs if r.diverged is not None]
+    if diverged:
+        ax.plot([], [], "x", color=color, label=f"{variant}: diverged in {len(diverged)} of "
+                f"{len(runs)} seeds")  # fmt: skip
