@@ -185,8 +185,11 @@ def test_malformed_messages_get_an_error_and_the_server_goes_on(tab):
         assert reply["message"] and "internal" not in reply["message"]
     reply = tab.ask({"type": "step", "n": 1, "id": 41})
     assert reply["type"] == "frame" and reply["id"] == 41
-    # A bad setting leaves the previous ones in place.
+    # A bad setting leaves the run as it was, even one that fails only when building.
     assert reply["updates"] == 1
+    reply = tab.ask({"type": "configure", "settings": {"loss": "mse"}})  # mse for classes
+    assert reply["type"] == "error" and "mse" in reply["message"]
+    assert tab.ask({"type": "step"})["updates"] == 2
 
 
 def test_divergence_is_reported_in_the_page_and_a_reset_recovers(tab):

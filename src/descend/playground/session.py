@@ -9,6 +9,7 @@ values, ready for the page.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
@@ -238,14 +239,11 @@ class Session:
         if not isinstance(changes, dict):
             raise PlaygroundError("settings must be an object of setting: value")
         settings = _check_settings({**self.settings, **changes}, self.choices())
-        previous = self.settings
-        self.settings = settings
-        try:
-            self._build()
-        except Exception:
-            self.settings = previous
-            self._build()
-            raise
+        # Built aside, then taken over: a setting that fails leaves the run as it was.
+        candidate = copy.copy(self)
+        candidate.settings = settings
+        candidate._build()
+        self.__dict__.update(candidate.__dict__)
         return self.setup()
 
     def reset(self, new_seed: bool = False) -> dict:
