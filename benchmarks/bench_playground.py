@@ -16,11 +16,12 @@ Usage::
     python benchmarks/bench_playground.py --seconds 10 --steps 50
 
 The machine's load changes both numbers: quote the load average printed with them. On a
-shared machine the CPU time each frame costs says more: the server's (the update, the views and
-the JSON, measured with the thread's CPU clock) and the page's (the renderer's main-thread busy
-time, from Chromium's performance metrics). With two requests in flight the two overlap, so on
-two idle cores a frame takes about the larger of the two, and the rate is bounded by about
-1000 / max(server, page) frames per second; printed as the "CPU-bound estimate".
+shared machine the work each frame costs says more: the server's CPU time (the update, the views
+and the JSON, measured with the handling thread's CPU clock) and the page's busy time (the wall
+time of the renderer main thread's tasks, from Chromium's performance metrics; a load inflates
+it too, so it is an upper bound). With two requests in flight the two overlap, so on two idle
+cores a frame takes about the larger of the two: 1000 / max(server, page) frames per second is
+printed as the "work-bound estimate".
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ def main(argv=None) -> int:
             results.append(("2-16-16-1 play, updates drawn per second", f"{rate:.1f}", ">= 30",
                             rate >= 30, f"{updates} updates in {args.seconds:g} s"))  # fmt: skip
             bound = 1000 / max(page_ms, server_ms)
-            results.append(("2-16-16-1 play, CPU-bound estimate (frames/s)", f"{bound:.0f}",
-                            ">= 30", bound >= 30, f"server {server_ms:.1f} ms, page "
-                            f"{page_ms:.1f} ms of CPU a frame"))  # fmt: skip
+            results.append(("2-16-16-1 play, work-bound estimate (frames/s)", f"{bound:.0f}",
+                            ">= 30", bound >= 30, f"server {server_ms:.1f} ms CPU, page "
+                            f"{page_ms:.1f} ms busy a frame"))  # fmt: skip
 
             _configure(page, {"data": "digits:0-3", "hidden": [16], "activation": "relu",
                               "optimizer": "gd", "lr": 0.2, "batch": 32})  # fmt: skip
@@ -135,9 +136,9 @@ def main(argv=None) -> int:
                             f"p90 {sorted(times)[int(0.9 * len(times))]:.1f} ms over "
                             f"{len(times)} updates"))  # fmt: skip
             total = server_ms + page_ms
-            results.append(("64-16-4 one update, CPU time (server + page), ms", f"{total:.1f}",
-                            "< 100", total < 100, f"server {server_ms:.1f} ms, page "
-                            f"{page_ms:.1f} ms"))  # fmt: skip
+            results.append(("64-16-4 one update, work (server CPU + page busy), ms",
+                            f"{total:.1f}", "< 100", total < 100, f"server {server_ms:.1f} ms, "
+                            f"page {page_ms:.1f} ms"))  # fmt: skip
             browser.close()
     finally:
         server.stop()
