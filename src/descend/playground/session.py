@@ -474,22 +474,18 @@ class Session:
                 result = ds.backprop(view_model, xb, yb, self.loss)
         except (ValueError, FloatingPointError):  # the cost overflows: nothing sensible to draw
             return None
-        layers = []
+        keys = ("W", "b", "dW", "db", "a", "z", "dz", "da_in")
+        arrays = [xb[0]]
         for record in result:
-            layer = record.layer
-            layers.append({
-                "W": _rounded(layer.weight.data, 5, nested=True),
-                "b": _rounded(layer.bias.data, 5),
-                "dW": _rounded(record.dC_dW, 5, nested=True),
-                "db": _rounded(record.dC_db, 5),
-                "a": _rounded(record.a_out[0], 5),
-                "z": _rounded(record.z[0], 5),
-                "dz": _rounded(record.dC_dz[0], 5),
-                "da_in": _rounded(record.dC_da_in[0], 5),
-            })  # fmt: skip
+            arrays += [record.layer.weight.data, record.layer.bias.data, record.dC_dW,
+                       record.dC_db, record.a_out[0], record.z[0], record.dC_dz[0],
+                       record.dC_da_in[0]]  # fmt: skip
+        values = _rounded_all(arrays, 5)  # one rounding for all: a few calls, not dozens
+        layers = [dict(zip(keys, values[1 + 8 * k : 9 + 8 * k], strict=True))
+                  for k in range(len(result))]  # fmt: skip
         target = self.prep.y_train[i]
         return {
-            "sample": i, "input": _rounded(xb[0], 5), "layers": layers,
+            "sample": i, "input": values[0], "layers": layers,
             "cost": _finite(result.cost), "target": _values(target),
             "prediction": layers[-1]["a"] if layers else [],
         }  # fmt: skip
@@ -545,13 +541,33 @@ def _dense_sizes(model) -> list[int] | None:
     return [model.layers[0].in_features] + [m.out_features for m in model.layers]
 
 
+def _rounded_all(arrays: list, digits: int) -> list[list]:
+    """:func:`_rounded` of each array (nested lists keep their shape), computed at once."""
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+    rounded = _rounded(flat, digits)
+    out, start = [], 0
+    for a in arrays:
+        shape = np.shape(a)
+        size = int(np.prod(shape))
+        out.append(np.asarray(rounded[start : start + size]).reshape(shape).tolist())
+        start += size
+    return out
+
+
 def _rounded(a, digits: int, nested: bool = False) -> list:
     """Numbers for drawing (the exact ones go out as costs and in the model file)."""
     arr = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=1e300, neginf=-1e300)
-    # Relative rounding: small gradients keep their first digits.
-    scale = np.where(arr == 0, 1.0, 10.0 ** np.floor(np.log10(np.abs(arr) + 1e-300)))
-    arr = np.round(arr / scale, digits - 1) * scale
-    return arr.tolist() if nested or arr.ndim <= 1 else arr.ravel().tolist()
+    # Relative rounding (small gradients keep their first digits), one decimal count per
+    # power of ten present: np.round(x, d) divides by 10**d last, so each number is the double
+    # nearest its short decimal and JSON writes it short (0.21152, not 0.21152000000000004).
+    with np.errstate(divide="ignore"):
+        power = np.floor(np.log10(np.abs(arr)))
+    power[~np.isfinite(power)] = 0
+    out = np.empty_like(arr)
+    for p in np.unique(power):
+        where = power == p
+        out[where] = np.round(arr[where], int(digits - 1 - p))
+    return out.tolist() if nested or out.ndim <= 1 else out.ravel().tolist()
 
 
 def _bytes(p: np.ndarray) -> list[int]:
