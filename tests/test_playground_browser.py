@@ -196,6 +196,18 @@ def test_line_surface_race_and_minima_views(browser, server, shots):
         page.click("#step")
     _settled(page, 21)
     assert page.evaluate("window.playground.path.length") == 22
+    # The costs the page holds (and draws) are ds.fit's, bit for bit.
+    from descend.playground import Session
+
+    shown = page.evaluate("window.playground.costs")
+    settings = page.evaluate("window.playground.setup.settings")
+    session = Session()
+    session.configure(settings)
+    model = ds.nn.mlp(session.sizes, settings["activation"], None, seed=settings["seed"])
+    history = ds.fit(model, session.prep.X_train, session.y_train, loss="mse",
+                     optimizer=settings["optimizer"], lr=settings["lr"], batch_size="full",
+                     epochs=21, seed=settings["seed"], progress=False)  # fmt: skip
+    assert shown == history.step["loss"]
     page.screenshot(path=str(shots / "surface.png"), full_page=True, scale="css")
 
     page.select_option("#data", "moons")
