@@ -380,8 +380,8 @@ function buildNetwork(sizes) {
   canvas._aspect = null; canvas._w = null; // a new shape: prepareCanvas sizes it again
   const xs = sizes.map((_, l) => 40 + (W - 80) * l / (sizes.length - 1));
   const pos = sizes.map((n, l) => Array.from({ length: n }, (_, i) => [xs[l], n === 1 ? H / 2 : 20 + (H - 40) * i / (n - 1)]));
-  const net = { sizes, pos, W, H, nodes: [] };
   const r = Math.max(3, Math.min(9, (H - 40) / Math.max(...sizes) / 2.4));
+  const net = { sizes, pos, W, H, r, nodes: [] };
   sizes.forEach((n, l) => {
     const layerNodes = [];
     for (let i = 0; i < n; i++) {
@@ -451,14 +451,18 @@ function drawNetwork(n) {
     ctx.lineWidth = k * (0.4 + 2.6 * Math.abs(t));
     ctx.stroke(path);
   });
-  // Node values: activations forward; dC/da backward (the output layer shows dC/dz).
+  // Node values: activations forward; dC/da backward (the output layer shows dC/dz). Drawn on
+  // the canvas too; the SVG circles above stay unchanged, for the pointer only.
   const acts = [n.input].concat(n.layers.map((L) => L.a));
   const dAs = n.layers.map((L) => L.da_in).concat([n.layers.length ? n.layers[n.layers.length - 1].dz : []]);
+  ctx.strokeStyle = "#444"; ctx.lineWidth = k;
   acts.forEach((a, l) => {
     const v = grads ? dAs[l] : a, scale = maxAbs(v);
-    net.nodes[l].forEach((c, i) => {
+    net.pos[l].forEach(([x, y], i) => {
       const t = Math.max(-1, Math.min(1, v[i] / scale));
-      c.setAttribute("fill", grads ? edgeColor(v[i], scale) : `rgb(${diverging(0.5 - 0.5 * t)})`);
+      ctx.fillStyle = grads ? edgeColor(v[i], scale) : `rgb(${diverging(0.5 - 0.5 * t)})`;
+      ctx.beginPath(); ctx.arc(x * k, y * k, net.r * k, 0, 2 * Math.PI);
+      ctx.fill(); ctx.stroke();
     });
   });
   const pred = n.prediction.map(fmt).join(", ");
