@@ -161,7 +161,7 @@ function views() {
 // While playing, two requests are in flight: the server computes the next update while the
 // page draws this one.
 function tick() {
-  while (state.playing && state.inflight < 2) {
+  while (state.playing && state.inflight < 4) {
     if (!send({ type: "step", n: Number($("speed").value), views: views() })) break;
   }
 }
