@@ -125,6 +125,18 @@ def _cluster(ns):
     assert ns["sgd_ray"] > 2 * ns["sgd_alone"], "SGD is slower on Ray than alone"
 
 
+def _playground(ns):
+    assert ns["same"], "the playground's costs are ds.fit's"
+    batch, mini, sgd = ns["batch"], ns["mini"], ns["sgd"]
+    assert mini["curve"][-1]["loss"] < batch["curve"][-1]["loss"], "mini-batch ends lower"
+    assert sgd["time"] > mini["time"], "SGD takes longer than mini-batch"
+    at_01, at_02 = ns["at_01"], ns["at_02"]
+    alike = [v["global"] for v in ns["shares"][0.05].values()]
+    assert max(alike) - min(alike) < 0.1, "at lr=0.05 the variants end alike"
+    assert at_01["stochastic (b=1)"]["global"] > at_01["batch (b=100)"]["global"] + 0.2
+    assert at_02["stochastic (b=1)"]["diverged"] > 0.5, "at lr=0.2 SGD mostly diverges"
+
+
 CLAIMS = {
     "guide/01-neuron.md": _neuron,
     "guide/02-network.md": _network,
@@ -135,6 +147,7 @@ CLAIMS = {
     "guide/07-optimizers.md": _optimizers,
     "guide/08-cli-and-sklearn.md": _shell_and_sklearn,
     "guide/09-cluster.md": _cluster,
+    "guide/10-playground.md": _playground,
 }
 
 # The page that starts a local Ray runs with the cluster tests (one Ray per test process).
@@ -170,7 +183,7 @@ def test_readme_code_runs(tmp_path):
 
 
 def test_every_chapter_of_the_issue_is_there():
-    assert len(GUIDE_CHAPTERS) >= 9
+    assert len(GUIDE_CHAPTERS) >= 10
     assert set(GUIDE_CHAPTERS) == set(CLAIMS)
     for page in GUIDE_CHAPTERS:
         assert hooks.runnable_blocks((DOCS / page).read_text(encoding="utf-8")), page

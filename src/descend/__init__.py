@@ -28,6 +28,17 @@ from descend.train import (
     predict,
 )
 
+
+def __getattr__(name: str):
+    # ds.playground(X, y): the playground package is callable; imported on first use, so that
+    # `import descend` stays as fast without the web server's parts.
+    if name == "playground":
+        import descend.playground
+
+        return descend.playground
+    raise AttributeError(f"module 'descend' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -35,5 +46,5 @@ __all__ = [
     "LambdaCallback", "LayerGradients", "ModelFileError", "ProgressBar", "Tensor", "autodiff",
     "backprop", "cluster", "data", "datasets", "evaluate", "fit", "gradcheck", "grad", "load",
     "load_checkpoint", "losses", "nn", "no_grad", "optim", "predict", "save", "value_and_grad",
-    "Recorder", "experiments", "viz",
+    "Recorder", "experiments", "viz", "playground",
 ]  # fmt: skip

@@ -44,6 +44,7 @@ examples:
   descend gradcheck runs/digits                    # backprop against finite differences
   descend sweep moons --lrs 0.01,0.1 --batches full,32 --optimizers gd,adam
   descend train digits --workers 2                 # on Ray: 2 workers, each a shard of the data
+  descend playground                               # watch and steer it live in the browser
 
 --workers and --address (train, compare, sweep) need the ray extra: pip install 'descend[ray]'.
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         gradcheck,
         inspect_cmd,
         landscape,
+        playground,
         surface,
         sweep,
         train,
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     for module in (train, evaluate, compare, sweep, surface, landscape, inspect_cmd, gradcheck,
-                   datasets_cmd):  # fmt: skip
+                   datasets_cmd, playground):  # fmt: skip
         module.register(subparsers, [common])
     return parser
 
