@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 import descend as ds
-from descend import _blas
-from descend._parallel import n_workers
+from descend.compile.backend import blas as _blas
+from descend.compile.backend import n_workers
 from descend.optim import rules
 from descend.train import fused as fused_module
 

@@ -170,7 +170,7 @@ def _wide_model(hidden, out_act, out, dtype):
 @pytest.fixture
 def count_in_place(monkeypatch):
     """How many weight updates were applied straight from a_prev and dC/dz."""
-    from descend._blas import GemmUpdate
+    from descend.compile.backend import GemmUpdate
 
     calls = [0]
     original = GemmUpdate.__call__

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import descend as ds
-from descend import _blas
-from descend._parallel import map_pieces, n_workers, split_rows
+from descend.compile.backend import blas as _blas
+from descend.compile.backend import map_pieces, n_workers, split_rows
 
 
 def test_pieces_come_back_in_order_and_each_worker_takes_its_own():

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from descend._blas import axpy
+from descend.compile.backend import axpy
 from descend.optim import _checks
 from descend.optim.base import LearningRate, Optimizer
 

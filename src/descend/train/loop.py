@@ -23,8 +23,7 @@ import numpy as np
 
 from descend import losses as losses_module
 from descend import optim
-from descend._blas import single_thread_if_small
-from descend._parallel import map_pieces, n_workers, split_rows
+from descend.compile.backend import map_pieces, n_workers, single_thread_if_small, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.data import batches as make_batches
 from descend.data import check_X_y
@@ -806,7 +805,7 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     step = batch_size or len(X)
     if forward is not None:
         # A Dense stack: computed chunk by chunk in reused buffers, straight into the result,
-        # the chunks shared between the cores when each is large (see descend._parallel).
+        # the chunks shared between the cores when each is large (see descend.compile.backend).
         flops = _largest_matmul_flops(model, 1) or 0.0
         if batch_size is None and len(X) * flops >= 2 * PARALLEL_MIN_FLOPS:
             step = PREDICT_BLOCK_ROWS  # blocks the cores can share, and cache-sized
