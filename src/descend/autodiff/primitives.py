@@ -293,6 +293,51 @@ _TABLE = [
 PRIMITIVES: dict[str, Primitive] = {name: Primitive(name, f, v) for name, f, v in _TABLE}
 """Every primitive by name."""
 
+
+def register_primitive(name: str, forward: Callable, vjp: Callable) -> Primitive:
+    """Add a row to the table: a new differentiable operation, usable by the graph and compiled.
+
+    Parameters
+    ----------
+    name : str
+        A name not in the table yet.
+    forward : callable ``(*inputs, **params) -> ndarray``
+        Plain NumPy on arrays.
+    vjp : callable ``(g, ans, needs, *inputs, **params) -> tuple``
+        The gradient with respect to each input, given ``g = dC/dans`` (see the module doc);
+        ``None`` where ``needs[i]`` is False.
+
+    Returns
+    -------
+    Primitive
+        Apply it with :func:`descend.autodiff.apply`.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> softplus = register_primitive(
+    ...     "softplus_example", lambda x: np.logaddexp(0, x),
+    ...     lambda g, ans, needs, x: (g * _stable_sigmoid(x),))
+    >>> ds.autodiff.apply(softplus, np.zeros(2)).data
+    array([0.69314718, 0.69314718])
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if name in PRIMITIVES:
+        raise ValueError(
+            f"a primitive named {name!r} is already in the table; choose another name (the "
+            "table's rows are never replaced)"
+        )
+    if not callable(forward) or not callable(vjp):
+        raise TypeError(
+            f"forward and vjp must be callables, got {type(forward).__name__} and "
+            f"{type(vjp).__name__}"
+        )
+    prim = Primitive(name, forward, vjp)
+    PRIMITIVES[name] = prim
+    return prim
+
+
 stable_sigmoid = _stable_sigmoid
 softmax_array = _softmax
 log_softmax_array = _log_softmax

@@ -12,6 +12,10 @@ from descend.autodiff.primitives import PRIMITIVES, Primitive
 
 _state = threading.local()
 
+# The tracer of descend.compile while it records one eager step (None otherwise): it sees every
+# primitive call, with or without a graph. Only the thread that traces sets it.
+_TRACER: list = [None]
+
 
 def is_grad_enabled() -> bool:
     """Whether operations on tensors currently record a graph (False inside :func:`no_grad`).
@@ -85,6 +89,9 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     result.data = out
     result.grad = None
     result._retain = False
+    tracer = _TRACER[0]
+    if tracer is not None:
+        tracer.forward(prim, args, inputs, params, out)
     if is_grad_enabled():
         parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None for a in args)
         if any(p is not None for p in parents):
