@@ -291,7 +291,10 @@ _TABLE = [
 ]  # fmt: skip
 
 PRIMITIVES: dict[str, Primitive] = {name: Primitive(name, f, v) for name, f, v in _TABLE}
-"""Every primitive by name."""
+"""Every primitive by name (the built-in rows and those added by :func:`register_primitive`)."""
+
+BUILTIN: tuple[str, ...] = tuple(name for name, _, _ in _TABLE)
+"""The names of the built-in rows."""
 
 
 def register_primitive(name: str, forward: Callable, vjp: Callable) -> Primitive:

@@ -38,9 +38,8 @@ from math import isfinite
 import numpy as np
 
 from descend import losses
-from descend.compile.backend import Axpy, GemmUpdate
-from descend.compile.backend import map_pieces, n_workers, split_rows
 from descend.autodiff.primitives import PRIMITIVES, max_keepdims, stable_sigmoid
+from descend.compile.backend import Axpy, GemmUpdate, map_pieces, n_workers, split_rows
 from descend.data.validation import all_finite, finite_by_sum
 from descend.nn.activations import activation_name
 from descend.nn.dense import Dense

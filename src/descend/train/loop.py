@@ -23,8 +23,8 @@ import numpy as np
 
 from descend import losses as losses_module
 from descend import optim
-from descend.compile.backend import map_pieces, n_workers, single_thread_if_small, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
+from descend.compile.backend import map_pieces, n_workers, single_thread_if_small, split_rows
 from descend.data import batches as make_batches
 from descend.data import check_X_y
 from descend.data.validation import as_generator, check_array
