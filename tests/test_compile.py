@@ -208,3 +208,137 @@ def test_print_plan_lists_forward_then_backward_lines():
     assert lines[:3] == ["forward:", "z1 = x @ W1 + b1", "a1 = relu(z1)"]
     assert "dC/dW1 = x.T @ dC/dz1" in text
     assert lines.index("backward:") > lines.index("a1 = relu(z1)")
+
+
+# --- the rewrites, each against the eager step ---------------------------------------------------
+
+
+@pytest.mark.parametrize("rewrite", [(), ("buffers",)])
+@pytest.mark.parametrize("case", ["mlp_softmax", "mlp_sigmoid", "mlp_mse_tanh", "residual"])
+def test_no_rewrite_and_buffer_reuse_give_the_eager_numbers_bit_for_bit(case, rewrite):
+    build, loss, kind = CASES[case]
+    loss_fn = ds.losses.get(loss)
+    eager, compiled = build(np.float32), build(np.float32)
+    X, y = _data(12, 5, np.float32, kind)
+    opt_e, opt_c = ds.optim.Momentum(0.05), ds.optim.Momentum(0.05)
+    step = compile_step(compiled, loss_fn, opt_c, X, y, rewrite=rewrite)
+    for _ in range(3):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == cost_e
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_array_equal(p.grad, grads_e[name])
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    marked = [op for op in step.plan.ops if "buffers" in op.marks]
+    assert bool(marked) == ("buffers" in rewrite)
+    if rewrite:  # the same arrays at every update: nothing allocated for them
+        grads_before = [p.grad for p in compiled.parameters()]
+        step.run(X, y)
+        assert all(p.grad is g for p, g in zip(compiled.parameters(), grads_before, strict=True))
+
+
+def _wide(dtype):
+    # more than 32,768 parameters, and a first weight larger than its factors at 8 rows
+    return ds.nn.mlp([200, 180, 3], output_activation="softmax", seed=0, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype):
+    X, y = _data(8, 200, dtype, "classes")
+    loss_fn = ds.losses.categorical_cross_entropy
+    eager, compiled = _wide(dtype), _wide(dtype)
+    opt_e, opt_c = ds.optim.GD(0.1), ds.optim.GD(0.1)
+    step = compile_step(compiled, loss_fn, opt_c, X, y, rewrite=("buffers", "fold_gd"))
+    step.reads_grads = False
+    for _ in range(5):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == pytest.approx(cost_e, rel=TOL[dtype])
+    assert "0.weight" in step.plan.folded and "1.weight" not in step.plan.folded
+    assert "fold_gd" in str(step.plan)
+    assert compiled.layers[0].weight.grad is None  # not written out during training
+    step.finish()
+    tol = TOL[dtype]
+    for name, p in compiled.named_parameters().items():
+        np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol)
+    assert opt_c.iterations == opt_e.iterations == 5  # the rule counted every update
+
+
+def test_gd_is_not_folded_while_something_reads_grad_nor_for_other_rules():
+    X, y = _data(8, 200, np.float32, "classes")
+    loss_fn = ds.losses.categorical_cross_entropy
+    step = compile_step(_wide(np.float32), loss_fn, ds.optim.GD(0.1), X, y)
+    step.run(X, y)  # reads_grads stays True
+    assert not step.plan.folded
+    step = compile_step(_wide(np.float32), loss_fn, ds.optim.Adam(0.1), X, y)
+    step.reads_grads = False
+    step.run(X, y)
+    assert not step.plan.folded
+
+
+def test_gd_step_from_product_is_the_rule_and_other_rules_refuse_products():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    w1 = ds.Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    w2 = ds.Tensor(w1.data.copy(), requires_grad=True)
+    w2.grad = a.T @ b
+    ds.optim.GD(0.1).step([w1], products={0: (a, b)})
+    ds.optim.GD(0.1).step([w2])
+    np.testing.assert_allclose(w1.data, w2.data, rtol=1e-14)
+    with pytest.raises(TypeError, match="cannot take its step from a product"):
+        ds.optim.Adam(0.1).step([w1], products={0: (a, b)})
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    from descend.compile import rewrites
+
+    monkeypatch.setattr(rewrites, "SHARD_MIN_ROWS", 64)
+    monkeypatch.setattr(rewrites, "SHARD_MIN_FLOPS", 0)
+    monkeypatch.setattr(rewrites, "SHARD_ROWS", 32)
+    monkeypatch.setenv("DESCEND_THREADS", "2")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_of_per_shard_gradients_equals_the_eager_step(small_shards, dtype):
+    X, y = _data(100, 5, dtype, "classes")
+    build, loss, _ = CASES["residual"]
+    loss_fn = ds.losses.get(loss)
+    eager, compiled = build(dtype), build(dtype)
+    opt_e, opt_c = ds.optim.Adam(0.01), ds.optim.Adam(0.01)
+    step = compile_step(compiled, loss_fn, opt_c, X, y)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for _ in range(3):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == pytest.approx(cost_e, rel=tol)
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    assert any("shards (4 row blocks" in r for r in step.plan.rewrites)
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol)
+
+
+def test_shard_sums_entry_point_adds_up_to_the_whole_batch():
+    from descend.compile import combine, shard_sums
+
+    X, y = _data(30, 5, np.float64, "values")
+    model = ds.nn.mlp([5, 4, 1], seed=0, dtype=np.float64)
+    step = compile_step(model, ds.losses.mse, ds.optim.GD(0.1), X, y)
+    parts = shard_sums(step, X, y, 4)
+    assert [p.rows for p in parts] == [8, 8, 7, 7]
+    cost, grads = combine(parts)
+    model.zero_grad()
+    whole = ds.losses.mse(model(X), y)
+    whole.backward()
+    assert cost == pytest.approx(float(whole.data), rel=1e-12)
+    for name, p in model.named_parameters().items():
+        np.testing.assert_allclose(grads[name], p.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_a_cost_that_is_not_a_mean_over_rows_is_never_sharded(small_shards):
+    X, y = _data(100, 5, np.float64, "values")
+    step = compile_step(ds.nn.mlp([5, 6, 1], seed=0, dtype=np.float64), huber_like,
+                        ds.optim.GD(0.1), X, y)  # fmt: skip
+    step.run(X, y)
+    assert not any("shards" in r for r in step.plan.rewrites)

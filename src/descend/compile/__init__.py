@@ -25,11 +25,11 @@ linear
 """
 
 from descend.compile.plan import Plan
-from descend.compile.rewrites import ShardSums, shard_sums
+from descend.compile.rewrites import ShardSums, combine, shard_sums
 from descend.compile.step import CompiledForward, CompiledStep, compile_forward, compile_step
 from descend.compile.trace import NotCompilable, trace_forward, trace_step
 
 __all__ = [
     "CompiledForward", "CompiledStep", "NotCompilable", "Plan", "ShardSums", "compile_forward",
-    "compile_step", "shard_sums", "trace_forward", "trace_step",
+    "combine", "compile_step", "shard_sums", "trace_forward", "trace_step",
 ]  # fmt: skip

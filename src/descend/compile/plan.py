@@ -68,6 +68,7 @@ class Plan:
     params: list[str]
     rewrites: list[str] = field(default_factory=list)
     folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # param -> (a slot, b slot)
+    output_ops: list[Op] = field(default_factory=list)  # only for the output: run when asked
 
     @property
     def forward_ops(self) -> list[Op]:
@@ -78,22 +79,30 @@ class Plan:
         return [op for op in self.ops if op.kind != "forward"]
 
     def prune(self) -> None:
-        """Drop calls whose results nothing needs (the cost, the gradients and the output)."""
-        needed = set(self.grads.values())
-        needed.update(s for s in (self.cost, self.output) if s is not None)
-        kept: list[Op] = []
-        for op in reversed(self.ops):
-            if any(s is not None and s in needed for s in op.outs):
-                kept.append(op)
-                needed.update(op.ins)
-                needed.update(op.dynamic.values())
-        kept.reverse()
-        self.ops = kept
+        """Drop calls whose results nothing needs; the calls that only the model's output needs
+        (a softmax whose cost took the logits) go to ``output_ops``, run when it is asked for.
+        A forward plan (no cost) keeps its output's calls in ``ops``."""
+        needed = set(self.grads.values()) | set(self.folded_slots())
+        if self.cost is not None:
+            needed.add(self.cost)
+        elif self.output is not None:
+            needed.add(self.output)
+        ops = _needed(self.ops, needed)
+        if self.cost is not None and self.output is not None and self.output not in needed:
+            done = {s for op in ops for s in op.outs}
+            self.output_ops = [
+                op for op in _needed(self.ops, {self.output}) if op.outs[0] not in done
+            ]
+        self.ops = ops
+
+    def folded_slots(self) -> list[int]:
+        return [s for pair in self.folded.values() for s in pair]
 
     def __str__(self) -> str:
         names = _Names(self)
         lines = ["forward:"]
         lines += ["  " + _line(op, names) for op in self.forward_ops]
+        lines += ["  " + _line(op, names) + "   (the output: when asked)" for op in self.output_ops]
         backward = self.backward_ops
         if backward:
             lines.append("backward:")
@@ -108,6 +117,19 @@ class Plan:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _needed(ops: list[Op], needed: set[int]) -> list[Op]:
+    """The calls of ``ops`` that the slots ``needed`` depend on (``needed`` grows to the slots
+    they read), in order."""
+    kept: list[Op] = []
+    for op in reversed(ops):
+        if any(s is not None and s in needed for s in op.outs):
+            kept.append(op)
+            needed.update(op.ins)
+            needed.update(op.dynamic.values())
+    kept.reverse()
+    return kept
 
 
 class _Names:
@@ -142,7 +164,7 @@ class _Names:
 
     def _name_forward(self) -> None:
         plan, layer, temp = self.plan, 0, 0
-        for op in plan.forward_ops:
+        for op in plan.forward_ops + plan.output_ops:
             out = op.outs[0]
             if out == plan.cost:
                 self.names[out] = "C"

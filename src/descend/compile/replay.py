@@ -55,6 +55,7 @@ class Executor:
                 source = 0 if slot.source == "x" else 1
                 self._views.append((i, source, slot.shape, slot.dtype))
         self.steps = [_step(op) for op in plan.ops]
+        self.output_steps = [_step(op) for op in plan.output_ops]
 
     def __call__(self, x: np.ndarray, y: np.ndarray | None = None) -> list:
         """Run every step on batch ``x`` (and targets ``y``); returns the environment."""
@@ -66,19 +67,28 @@ class Executor:
             env[s] = p.data
         for s, source, shape, dtype in self._views:
             env[s] = np.asarray(env[source]).reshape(shape).astype(dtype, copy=False)
-        for fn, ins, kw, dynamic, outs in self.steps:
-            if dynamic:
-                kw = dict(kw)
-                for key, s in dynamic:
-                    kw[key] = env[s]
-            result = fn(*[env[s] for s in ins], **kw)
-            if outs.__class__ is int:
-                env[outs] = result if result.__class__ is _ARRAY else np.asarray(result)
-            else:
-                for s, value in zip(outs, result, strict=False):
-                    if s is not None:
-                        env[s] = value
+        _run(self.steps, env)
         return env
+
+    def output(self) -> np.ndarray:
+        """The model's output for the last batch run (its own calls run now, when asked)."""
+        _run(self.output_steps, self.env)
+        return self.env[self.plan.output]
+
+
+def _run(steps: list, env: list) -> None:
+    for fn, ins, kw, dynamic, outs in steps:
+        if dynamic:
+            kw = dict(kw)
+            for key, s in dynamic:
+                kw[key] = env[s]
+        result = fn(*[env[s] for s in ins], **kw)
+        if outs.__class__ is int:
+            env[outs] = result if result.__class__ is _ARRAY else np.asarray(result)
+        else:
+            for s, value in zip(outs, result, strict=False):
+                if s is not None:
+                    env[s] = value
 
 
 def _step(op) -> tuple:

@@ -7,9 +7,10 @@ from math import isfinite
 
 import numpy as np
 
+from descend import losses
 from descend.autodiff.backward import leaf_grad
 from descend.compile import rewrites
-from descend.compile.backend import finite
+from descend.compile.backend import finite, n_workers, split_rows
 from descend.compile.plan import Plan
 from descend.compile.replay import Executor
 from descend.compile.trace import trace_forward, trace_step
@@ -27,15 +28,15 @@ def compile_step(
     xb: np.ndarray,
     yb: np.ndarray,
     *,
-    grads_read: bool = True,
     rewrite: tuple[str, ...] | None = None,
 ) -> CompiledStep:
     """Compile one training step of ``model``, ``loss_fn`` and ``optimizer`` from a batch.
 
     Traces one eager step on ``(xb, yb)`` (forward, cost, backward; nothing is updated) into a
-    plan of calls of the primitives table, applies the rewrites, and returns a step that
-    replays it: ``step.run(xb, yb)`` does one update, as ``zero_grad``, forward, cost,
-    ``backward`` and ``optimizer.step`` would, and returns the cost.
+    plan of calls of the primitives table and returns a step that replays it, with the
+    rewrites of :mod:`descend.compile.rewrites`: ``step.run(xb, yb)`` does one update, as
+    ``zero_grad``, forward, cost, ``backward`` and ``optimizer.step`` would, and returns the
+    cost.
 
     Parameters
     ----------
@@ -47,12 +48,9 @@ def compile_step(
     xb : ndarray of shape (n, ...)
         A batch (its shape and dtype; another shape is traced again when it comes).
     yb : ndarray of shape (n, ...)
-    grads_read : bool, default True
-        Whether anything reads the parameters' ``.grad`` during training. When False, the rule
-        may fold its update into the weight-gradient product (see
-        :func:`descend.compile.rewrites.fold_updates`).
     rewrite : tuple of str, optional
-        The rewrites to apply, by name (default: all of :data:`~descend.compile.rewrites.ALL`).
+        The rewrites to apply, by name (default: all of :data:`~descend.compile.rewrites.ALL`;
+        ``()`` for none: the eager step's numbers bit for bit).
 
     Returns
     -------
@@ -75,7 +73,7 @@ def compile_step(
     forward:
       z1 = x @ W1 + b1...
     """
-    return CompiledStep(model, loss_fn, optimizer, xb, yb, grads_read=grads_read, rewrite=rewrite)
+    return CompiledStep(model, loss_fn, optimizer, xb, yb, rewrite=rewrite)
 
 
 class CompiledStep:
@@ -85,16 +83,25 @@ class CompiledStep:
     ----------
     plan : Plan
         The plan of the batch shape last run (printable).
+    reads_grads : bool, default True
+        Whether something reads the parameters' ``.grad`` during training; set it to False
+        before the first :meth:`run` to allow the ``fold_gd`` rewrite (then :meth:`finish`
+        writes the folded weights' ``.grad``).
     grads_finite : bool
         False when the last :meth:`run` found a gradient that is not finite (then nothing was
         updated).
+    targets_checked : bool
+        Set by the caller when every target was checked before training (the plan only
+        converts each batch's targets, as the cost does, and never checks them).
     """
 
-    def __init__(self, model, loss_fn, optimizer, xb, yb, *, grads_read=True, rewrite=None):
+    def __init__(self, model, loss_fn, optimizer, xb, yb, *, rewrite=None) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.params = model.named_parameters()
         self.param_list = list(self.params.values())
-        self.grads_read = grads_read
+        self.reads_grads = True
+        self.targets_checked = False
+        self.grads_finite = True
         self.rewrite = rewrites.ALL if rewrite is None else tuple(rewrite)
         unknown = set(self.rewrite) - set(rewrites.ALL)
         if unknown:
@@ -102,28 +109,47 @@ class CompiledStep:
                 f"rewrite names {sorted(unknown)} are not rewrites; choose from {rewrites.ALL}"
             )
         self._runners: dict[tuple, rewrites.Runner] = {}
-        self._last = self._runner_for(xb, yb)
-        self.grads_finite = True
+        self._blocks: dict[tuple, rewrites.Runner] = {}
+        self._shards_ok: bool | None = None if "shards" in self.rewrite else False
+        self._flops_per_row = _flops_per_row(model)
+        first = trace_step(model, loss_fn, xb, yb)  # NotCompilable here, before any update
+        self._pending: tuple | None = (_key(xb, yb), first)
+        self._last: rewrites.Runner | None = None
+        self._last_plan = first
 
     @property
     def plan(self) -> Plan:
-        """The plan of the batch shape last run."""
-        return self._last.plan
+        """The plan of the batch shape last run (before the first run: as traced)."""
+        return self._last_plan
 
     @property
     def output(self) -> np.ndarray | None:
         """The model's output for the last batch run (metrics read it)."""
-        return self._last.output()
+        return None if self._last is None else self._last.output()
 
     def _runner_for(self, xb: np.ndarray, yb: np.ndarray) -> rewrites.Runner:
-        key = (xb.shape, xb.dtype.str, np.shape(yb), getattr(yb, "dtype", None))
+        key = _key(xb, yb)
         runner = self._runners.get(key)
         if runner is None:
-            plan = trace_step(self.model, self.loss_fn, xb, yb)
+            pending, self._pending = self._pending, None
+            plan = pending[1] if pending and pending[0] == key else None
+            if plan is None:
+                plan = trace_step(self.model, self.loss_fn, xb, yb)
             if len(self._runners) >= _MAX_PLANS:
                 self._runners.clear()
-            runner = rewrites.apply(plan, self, xb, yb)
-            self._runners[key] = runner
+            runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
+        return runner
+
+    def block_runner(self, xb: np.ndarray, yb: np.ndarray, worker: int) -> rewrites.Runner:
+        """The runner of a row block's shape for ``worker`` (gradients only; traced in the
+        calling thread when new)."""
+        key = (worker, *_key(xb, yb))
+        runner = self._blocks.get(key)
+        if runner is None:
+            plan = trace_step(self.model, self.loss_fn, xb, yb)
+            if "buffers" in self.rewrite:
+                rewrites.reuse_buffers(plan)
+            runner = self._blocks[key] = rewrites.Runner(plan, self.params)
         return runner
 
     def run(self, xb: np.ndarray, yb: np.ndarray) -> float:
@@ -132,34 +158,89 @@ class CompiledStep:
         When the cost or a gradient is not finite, nothing is updated (``grads_finite`` says
         which); the caller stops training.
         """
-        runner = self._runner_for(xb, yb)
-        self._last = runner
-        cost, grads = runner.gradients(xb, yb)
+        blocks = self._shard_blocks(xb, yb)
+        if blocks:
+            cost, grads = self._sharded(xb, yb, blocks)
+        else:
+            runner = self._last = self._runner_for(xb, yb)
+            self._last_plan = runner.plan
+            cost, grads = runner.gradients(xb, yb)
         if not isfinite(cost):
             return cost
         handed_out: set[int] = set()
+        all_finite = True
         for p in self.param_list:
             p.grad = None
-        finite_all = True
         for name, g in grads.items():
             p = self.params[name]
             p.grad = g = leaf_grad(g, p.data, handed_out)
-            finite_all = finite_all and finite(g)
-        finite_all = finite_all and runner.folded_finite()
-        self.grads_finite = finite_all
-        if finite_all:
-            runner.update(self.optimizer, self.param_list)
+            all_finite = all_finite and finite(g)
+        runner = self._last
+        if not blocks:
+            all_finite = all_finite and runner.folded_finite()
+        self.grads_finite = all_finite
+        if all_finite:
+            if blocks:
+                self.optimizer.step(self.param_list)
+            else:
+                runner.update(self.optimizer, self.param_list)
         return cost
 
-    def write_grads(self) -> None:
-        """Write the ``.grad`` of parameters whose update was folded into a product (their
-        gradient of the last update, from the factors kept in the plan's buffers)."""
-        self._last.write_folded_grads(self.params)
+    def finish(self) -> None:
+        """Write the ``.grad`` of the weights whose update was folded into a product (their
+        gradient of the last update); call it when training ends."""
+        for runner in self._runners.values():
+            if runner is self._last:
+                runner.write_folded_grads()
 
-    def shard_sums(self, xb: np.ndarray, yb: np.ndarray, shards: int):
-        """The summed cost and summed gradients of ``shards`` row blocks of the batch (the
-        entry point of the per-shard sums: :func:`descend.compile.rewrites.shard_sums`)."""
-        return rewrites.shard_sums(self, xb, yb, shards)
+    # --- the shards rewrite --------------------------------------------------------------------
+    def _shard_blocks(self, xb: np.ndarray, yb: np.ndarray) -> int:
+        if self._shards_ok is False:
+            return 0
+        blocks = rewrites.shard_count(len(xb), self._flops_per_row)
+        if blocks and self._shards_ok is None:
+            self._shards_ok = self._shards_agree(xb, yb, blocks)
+        return blocks if self._shards_ok else 0
+
+    def _sharded(self, xb, yb, blocks: int) -> tuple[float, dict[str, np.ndarray]]:
+        ranges = split_rows(len(xb), blocks)
+        workers = min(n_workers(), blocks)
+        for i, (start, stop) in enumerate(ranges):  # traced here, not in the workers
+            self.block_runner(xb[start:stop], yb[start:stop], i % workers)
+        parts = rewrites.parallel_shard_sums(self, xb, yb, blocks)
+        self._last = None
+        self._last_plan.rewrites[:] = [r for r in self._last_plan.rewrites if "shards" not in r]
+        self._last_plan.rewrites.append(f"shards ({blocks} row blocks, sums added in order)")
+        return rewrites.combine(parts)
+
+    def _shards_agree(self, xb, yb, blocks: int) -> bool:
+        """Whether the sum of the blocks' gradients equals the whole batch's on this batch (a
+        built-in cost, a mean over rows, and a model whose rows do not mix), within rounding."""
+        if self.loss_fn not in losses.LOSSES.values():
+            return False
+        whole = trace_step(self.model, self.loss_fn, xb, yb)
+        cost, grads = rewrites.Runner(whole, self.params).gradients(xb, yb)
+        self._last_plan = whole
+        for i, (start, stop) in enumerate(split_rows(len(xb), blocks)):
+            self.block_runner(xb[start:stop], yb[start:stop], i % min(n_workers(), blocks))
+        shard_cost, shard_grads = rewrites.combine(
+            rewrites.parallel_shard_sums(self, xb, yb, blocks)
+        )
+        tol = 1e-4 if xb.dtype == np.float32 else 1e-9
+        close = np.isclose(shard_cost, cost, rtol=tol)
+        for name, g in grads.items():
+            scale = float(np.abs(g).max()) or 1.0
+            close = close and bool(np.allclose(shard_grads[name], g, rtol=tol, atol=tol * scale))
+        return bool(close)
+
+
+def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:
+    return (xb.shape, xb.dtype.str, np.shape(yb), getattr(yb, "dtype", None))
+
+
+def _flops_per_row(model) -> float:
+    # the products of one row, forward: 2 per weight of a matrix (biases and vectors aside)
+    return 2.0 * sum(p.data.size for p in model.parameters() if p.data.ndim == 2)
 
 
 def compile_forward(model, X: np.ndarray) -> CompiledForward:
@@ -208,7 +289,7 @@ class CompiledForward:
             plan = trace_forward(self.model, X)
             if len(self._executors) >= _MAX_PLANS:
                 self._executors.clear()
-            rewrites.reuse_buffers(plan, keep=())
+            rewrites.reuse_buffers(plan)
             executor = self._executors[key] = Executor(plan, self.params)
         return executor
 
