@@ -111,14 +111,17 @@ def _out(out, i):
     return None if out is None else out[i]
 
 
+def _inplace(op, a, b):
+    """``op(a, b)``, written into ``a`` when ``a`` is an array of the result's dtype (the same
+    numbers as a new array: in place only saves the allocation)."""
+    if isinstance(a, np.ndarray) and np.result_type(a, b) == a.dtype:
+        return op(a, b, out=a)
+    return op(a, b)
+
+
 def _linear(x, w, b, out=None):
-    # z = x @ W + b; the bias added in place to the fresh product (or to out), unless b's
-    # dtype would widen the result
-    z = np.dot(x, w, out=out)
-    if np.result_type(z, b) != z.dtype:
-        return z + b
-    z += b
-    return z
+    # z = x @ W + b; the bias added in place to the fresh product (or to out)
+    return _inplace(np.add, np.dot(x, w, out=out), b)
 
 
 def _linear_vjp(g, ans, needs, x, w, b, out=None):
@@ -169,17 +172,12 @@ def _stable_sigmoid(x, out=None):
 
 def _sigmoid_vjp(g, ans, needs, x, out=None):
     # g * s * (1 - s), in that order
-    d = np.multiply(g, ans, out=_out(out, 0))
-    d *= 1 - ans
-    return (d,)
+    return (_inplace(np.multiply, np.multiply(g, ans, out=_out(out, 0)), 1 - ans),)
 
 
 def _tanh_vjp(g, ans, needs, x, out=None):
     # g * (1 - a * a)
-    d = np.multiply(ans, ans, out=_out(out, 0))
-    np.subtract(1, d, out=d)
-    d *= g
-    return (d,)
+    return (np.multiply(g, 1 - ans * ans, out=_out(out, 0)),)
 
 
 def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -256,10 +254,8 @@ def _sigmoid_binary_cross_entropy(z, target=None):
 
 def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
     # The fused gradient: dC/dz = (sigmoid(z) - y) / N over all N entries.
-    d = _stable_sigmoid(z, out=_out(out, 0))
-    d -= target
-    d *= g / z.size
-    return (d,)
+    d = _inplace(np.subtract, _stable_sigmoid(z, out=_out(out, 0)), target)
+    return (_inplace(np.multiply, d, g / z.size),)
 
 
 def _inverse_axes(axes, ndim):
