@@ -35,7 +35,7 @@ def _train(data, *, dtype=np.float32, batch_size=7, opt="adam", epochs=4, fused=
     model = ds.nn.mlp([2, 8, 2], output_activation="softmax", seed=0, dtype=dtype)
     history = ds.fit(model, X, y, loss=CCE, optimizer=_optimizer(opt), batch_size=batch_size,
                      epochs=epochs, seed=3, validation_split=0.2, metrics=["accuracy"],
-                     progress=False, fused=fused, **kw)  # fmt: skip
+                     progress=False, compile=fused, **kw)  # fmt: skip
     return model, history
 
 
@@ -47,7 +47,9 @@ def _assert_same_run(a, b):
     timeless = lambda h: {k: v for k, v in h.epoch.items() if k != "time"}  # noqa: E731
     assert timeless(hist_a) == timeless(hist_b)
     assert (hist_a.n_updates, hist_a.n_epochs) == (hist_b.n_updates, hist_b.n_epochs)
-    assert hist_a.params == hist_b.params
+    executor = ("executor", "why_eager")  # which form of the step ran may differ
+    same = [{k: v for k, v in h.params.items() if k not in executor} for h in (hist_a, hist_b)]
+    assert same[0] == same[1]
 
 
 class CrashAt(ds.Callback):
@@ -281,14 +283,14 @@ def test_sigint_during_an_update_ends_fit_after_that_update_completes(blobs, fus
     reference = ds.nn.mlp([2, 8, 3], output_activation="softmax", seed=0)
     after = []
     ds.fit(reference, X, y, loss=CCE, optimizer=ds.optim.GD(0.1), batch_size=10, epochs=1,
-           shuffle=False, progress=False, fused=fused,
+           shuffle=False, progress=False, compile=fused,
            callbacks=[ds.LambdaCallback(on_step_end=lambda s, l: after.append(
                reference.state_dict()))])  # fmt: skip
     model = ds.nn.mlp([2, 8, 3], output_activation="softmax", seed=0)
     ended = []
     handler = signal.getsignal(signal.SIGINT)
     history = ds.fit(model, X, y, loss=CCE, optimizer=InterruptingGD(0.1, at=6, n_params=4),
-                     batch_size=10, epochs=1, shuffle=False, progress=False, fused=fused,
+                     batch_size=10, epochs=1, shuffle=False, progress=False, compile=fused,
                      callbacks=[ds.LambdaCallback(on_train_end=ended.append)])  # fmt: skip
     assert history.interrupted and history.n_updates == 7 and ended == [{}]
     assert len(history.step["loss"]) == 7 and history.n_epochs == 0
@@ -314,9 +316,9 @@ def test_fit_in_a_thread_trains_without_touching_signals(blobs):
 
 
 def test_the_guard_holds_sigint_back_only_inside_its_critical_section():
-    from descend.train.loop import _DeferInterrupt
+    from descend.train.interrupt import DeferInterrupt
 
-    guard = _DeferInterrupt()
+    guard = DeferInterrupt()
     assert not hasattr(guard, "__dict__")  # slots: three attribute operations per update
     guard.install()
     try:

@@ -49,7 +49,8 @@ def _fit(X, y, seed, dtype, batch_size, fused, optimizer="momentum"):
     model = ds.nn.mlp([2, 16, 3], output_activation="softmax", seed=0, dtype=dtype)
     opt = ds.optim.Momentum(0.05, 0.9) if optimizer == "momentum" else ds.optim.Adam(0.01)
     h = ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=opt,
-               batch_size=batch_size, epochs=3, seed=seed, progress=False, fused=fused)  # fmt: skip
+               batch_size=batch_size, epochs=3, seed=seed, progress=False,
+               compile=fused)  # fmt: skip
     return {k: v.tobytes() for k, v in model.state_dict().items()}, h.step["loss"]
 
 

@@ -131,7 +131,7 @@ def test_fit_gives_a_finite_history_or_names_the_argument(data, loss, batch_size
     model = MODELS[loss](d, dtype)
     try:
         history = ds.fit(model, X, y, loss=loss, optimizer="adam", lr=0.01,
-                         batch_size=batch_size, epochs=epochs, progress=False, fused=fused,
+                         batch_size=batch_size, epochs=epochs, progress=False, compile=fused,
                          seed=0)  # fmt: skip
     except ds.DivergenceError as exc:
         assert "update" in str(exc) and "lr=" in str(exc)

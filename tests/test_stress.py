@@ -158,7 +158,7 @@ def test_the_fused_costs_of_training_are_finite_on_extreme_logits(dtype):
         models = [ds.nn.mlp([2, out], output_activation=act, seed=0, dtype=dtype) for _ in "ab"]
         for model, fused in zip(models, (True, False), strict=True):
             h = ds.fit(model, X, y, loss=loss, optimizer=ds.optim.GD(1e-4), batch_size="full",
-                       epochs=2, progress=False, fused=fused)  # fmt: skip
+                       epochs=2, progress=False, compile=fused)  # fmt: skip
             assert np.isfinite(h.step["loss"]).all()
         for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
             assert np.isfinite(p.data).all() and np.array_equal(p.data, q.data)
@@ -176,7 +176,7 @@ def test_divergence_names_the_step_and_the_rate_and_keeps_finite_parameters(fuse
         warnings.simplefilter("error")  # no NumPy overflow warnings on the way
         with pytest.raises(ds.DivergenceError) as info:
             ds.fit(model, X, y, loss="mse", optimizer=ds.optim.Momentum(0.5), batch_size=8,
-                   epochs=100, progress=False, fused=fused, callbacks=[keep])  # fmt: skip
+                   epochs=100, progress=False, compile=fused, callbacks=[keep])  # fmt: skip
     err = info.value
     assert f"update {err.step} " in str(err) and "lr=0.5" in str(err)
     assert err.step == len(kept) == err.history.n_updates
@@ -194,7 +194,7 @@ def test_divergence_is_reported_the_same_on_both_paths():
         with pytest.raises(ds.DivergenceError) as info:
             ds.fit(ds.nn.mlp([4, 16, 1], seed=0), X, y, loss="mse",
                    optimizer=ds.optim.Momentum(0.5), batch_size=8, epochs=100, progress=False,
-                   fused=fused)  # fmt: skip
+                   compile=fused)  # fmt: skip
         steps.append(info.value.step)
     assert steps[0] == steps[1]
 

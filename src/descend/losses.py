@@ -23,8 +23,8 @@ from descend.autodiff.primitives import PRIMITIVES
 from descend.autodiff.tensor import Tensor, apply
 
 __all__ = [
-    "LOSSES", "binary_cross_entropy", "categorical_cross_entropy", "get", "is_classification",
-    "log_loss", "mse",
+    "LOSSES", "CostOverflowError", "binary_cross_entropy", "categorical_cross_entropy",
+    "check_target", "get", "is_classification", "log_loss", "mse",
 ]  # fmt: skip
 
 
@@ -67,8 +67,9 @@ def _nonfinite_pred() -> ValueError:
     )
 
 
-class _CostOverflow(ValueError):
-    """The cost of finite predictions is not finite: it overflows the dtype."""
+class CostOverflowError(ValueError):
+    """The cost of finite predictions is not finite: it overflows the dtype (``fit`` reports it
+    as a divergence)."""
 
 
 def _checked(cost_fn: Callable) -> Callable:
@@ -83,7 +84,7 @@ def _checked(cost_fn: Callable) -> Callable:
             values = pred.data if isinstance(pred, Tensor) else np.asarray(pred)
             if values.dtype.kind == "f" and not np.isfinite(values).all():
                 raise _nonfinite_pred()
-            raise _CostOverflow(
+            raise CostOverflowError(
                 f"the cost is {float(out.data)} although pred and target are finite: it "
                 f"overflows {out.dtype}; pred or target hold values too large (rescale them, "
                 "e.g. standardise the targets) or compute in float64"
@@ -401,6 +402,65 @@ def classification_output(loss: str, n_classes: int, *, argument: str = "loss") 
     if loss in ("binary_cross_entropy", "log_loss") and n_classes == 2:
         return loss, "sigmoid", 1
     return loss, "softmax", n_classes
+
+
+def check_target(
+    loss: str | Callable, target, output_shape: tuple[int, ...], dtype=np.float32
+) -> np.ndarray:
+    """Check targets against a built-in cost and the shape of the model's output, and return them
+    as the cost computes with them.
+
+    The checks are the cost's own (labels in range, shapes that go together, 0/1 values for the
+    binary cost, ...), made once for a whole data set, so that a wrong target is reported before
+    training instead of at some batch. A cost given as a callable of your own is not checked.
+
+    Parameters
+    ----------
+    loss : str or callable
+        The cost, as for :func:`get`.
+    target : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    output_shape : tuple of int
+        The shape of the model's output for all ``n_samples`` rows (``(n_samples, n_outputs)``).
+    dtype : dtype, default float32
+        The model's dtype.
+
+    Returns
+    -------
+    ndarray of the shape of ``target``
+        Class labels as ``intp`` for categorical cross-entropy, probabilities in ``dtype`` for
+        the cross-entropies' other targets, values unchanged for the squared error.
+
+    Raises
+    ------
+    ValueError, TypeError
+        When the targets do not fit the cost and the output; the message says how to fix them.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> ds.losses.check_target("cross_entropy", np.array([0, 2, 1]), (3, 3)).dtype == np.intp
+    True
+    >>> try:  # label 3 with three outputs
+    ...     ds.losses.check_target("cross_entropy", np.array([0, 3]), (2, 3))
+    ... except ValueError as err:
+    ...     print("refused")
+    refused
+    """
+    fn = get(loss)
+    t = np.asarray(target)
+    # The helpers read only the prediction's shape and dtype: a zero-stride array has both.
+    pred = np.broadcast_to(np.zeros((), dtype), tuple(output_shape))
+    if fn is log_loss:
+        binary = pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)
+        fn = binary_cross_entropy if binary else categorical_cross_entropy
+    if fn is mse:
+        _match_column(t, pred)
+        return t
+    if fn is binary_cross_entropy:
+        return _binary_target(t, pred).reshape(t.shape)
+    if fn is categorical_cross_entropy:
+        return _categorical_target(t, pred)
+    return t
 
 
 def is_classification(loss: str | Callable) -> bool:

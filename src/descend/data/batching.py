@@ -84,6 +84,34 @@ class Batches:
         self._rng = as_generator(seed)
 
     @property
+    def generator(self) -> np.random.Generator:
+        """The generator that draws each epoch's order (from ``seed``).
+
+        Set it to continue another run's sequence of epochs, e.g. with a generator restored
+        from a checkpoint (``fit(..., resume_from=...)`` does).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from descend.data import Batches
+        >>> b = Batches(np.arange(8.0).reshape(4, 2), batch_size=2, seed=0)
+        >>> b.generator = np.random.default_rng(5)
+        >>> [xb[:, 0].tolist() for xb, _ in b] == [
+        ...     xb[:, 0].tolist() for xb, _ in Batches(b.X, batch_size=2, seed=5)]
+        True
+        """
+        return self._rng
+
+    @generator.setter
+    def generator(self, rng: np.random.Generator) -> None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"generator must be a numpy.random.Generator, got {type(rng).__name__}; e.g. "
+                "np.random.default_rng(0)"
+            )
+        self._rng = rng
+
+    @property
     def variant(self) -> str:
         """Which gradient-descent variant this batching gives.
 
