@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from descend.autodiff.tensor import _TRACER, Tensor
+from descend.autodiff.tensor import Tensor, _state
 
 
 def toposort(root: Tensor) -> list[Tensor]:
@@ -115,7 +115,7 @@ def backward(root: Tensor, grad=None) -> None:
 
     # descend.compile records this pass (tracer) to replay it without tensors: every vjp and
     # every sum of two contributions, in this order.
-    tracer = _TRACER[0]
+    tracer = _state.tracer
     if tracer is not None:
         tracer.seed(root, grad)
     grads: dict[int, np.ndarray] = {id(root): grad}

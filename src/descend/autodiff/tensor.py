@@ -10,11 +10,16 @@ import numpy as np
 
 from descend.autodiff.primitives import PRIMITIVES, Primitive
 
-_state = threading.local()
 
-# The tracer of descend.compile while it records one eager step (None otherwise): it sees every
-# primitive call, with or without a graph. Only the thread that traces sets it.
-_TRACER: list = [None]
+class _State(threading.local):
+    """Per thread: whether a graph is recorded, and the tracer of :mod:`descend.compile` while
+    it records one eager step (it sees every primitive call, with or without a graph)."""
+
+    enabled = True
+    tracer = None
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
@@ -27,7 +32,7 @@ def is_grad_enabled() -> bool:
     ...     print(ds.autodiff.is_grad_enabled())
     False
     """
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 @contextmanager
@@ -89,7 +94,7 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     result.data = out
     result.grad = None
     result._retain = False
-    tracer = _TRACER[0]
+    tracer = _state.tracer
     if tracer is not None:
         tracer.forward(prim, args, inputs, params, out)
     if is_grad_enabled():

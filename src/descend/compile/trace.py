@@ -85,7 +85,7 @@ class Recorder:
         dtype = getattr(value, "dtype", None)
         self.slots.append(Slot(kind, name, shape, dtype, value if kind == "const" else None))
         s = len(self.slots) - 1
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray | np.generic):  # NumPy gives scalars for 0-d results
             self._ids[id(value)] = s
             self._keep.append(value)
         if source is not None:
@@ -96,11 +96,12 @@ class Recorder:
         """The slot of an input (``arg`` as given to ``apply``, ``value`` its array)."""
         if isinstance(arg, Tensor) and id(arg) in self._tensors:
             return self._tensors[id(arg)]
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray | np.generic):
             known = self._ids.get(id(value))
             if known is not None:
                 return known
-            return self._unknown_array(value)
+            if isinstance(value, np.ndarray):
+                return self._unknown_array(value)
         return self._new_slot("const", None, value)
 
     def _unknown_array(self, value: np.ndarray) -> int:
@@ -186,7 +187,11 @@ class Recorder:
         if node._prim is not None:
             self.problems.append("retain_grad() on an intermediate result")
             return
-        self.grads[self.slots[s].name] = self._ids[id(g)]
+        g_slot = self._ids.get(id(g))
+        if g_slot is None:
+            self.problems.append(f"the gradient of parameter {self.slots[s].name} was not followed")
+            return
+        self.grads[self.slots[s].name] = g_slot
 
 
 def _same_values(value: np.ndarray, batch: np.ndarray | None) -> bool:
@@ -212,13 +217,14 @@ class _Tracing:
         self.recorder = recorder
 
     def __enter__(self) -> Recorder:
-        if tensor_module._TRACER[0] is not None:
+        state = tensor_module._state
+        if state.tracer is not None:
             raise NotCompilable("a step is already being traced (tracing does not nest)")
-        tensor_module._TRACER[0] = self.recorder
+        state.tracer = self.recorder
         return self.recorder
 
     def __exit__(self, *exc) -> None:
-        tensor_module._TRACER[0] = None
+        tensor_module._state.tracer = None
 
 
 def trace_step(model, loss_fn: Callable, xb: np.ndarray, yb: np.ndarray) -> Plan:
