@@ -87,12 +87,12 @@ class Plan:
             needed.add(self.cost)
         elif self.output is not None:
             needed.add(self.output)
-        ops = _needed(self.ops, needed)
+        every = self.ops + self.output_ops  # the output's calls only read forward values
+        ops = _needed(every, needed)
+        self.output_ops = []
         if self.cost is not None and self.output is not None and self.output not in needed:
             done = {s for op in ops for s in op.outs}
-            self.output_ops = [
-                op for op in _needed(self.ops, {self.output}) if op.outs[0] not in done
-            ]
+            self.output_ops = [op for op in _needed(every, {self.output}) if op.outs[0] not in done]
         self.ops = ops
 
     def folded_slots(self) -> list[int]:

@@ -13,7 +13,7 @@ from descend.compile import rewrites
 from descend.compile.backend import finite, n_workers, split_rows
 from descend.compile.plan import Plan
 from descend.compile.replay import Executor
-from descend.compile.trace import trace_forward, trace_step
+from descend.compile.trace import NotFinite, trace_forward, trace_step
 
 __all__ = ["CompiledForward", "CompiledStep", "compile_forward", "compile_step"]
 
@@ -115,6 +115,7 @@ class CompiledStep:
         first = trace_step(model, loss_fn, xb, yb)  # NotCompilable here, before any update
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
+        self._last_blocks: list[rewrites.Runner] = []
         self._last_plan = first
 
     @property
@@ -125,7 +126,11 @@ class CompiledStep:
     @property
     def output(self) -> np.ndarray | None:
         """The model's output for the last batch run (metrics read it)."""
-        return None if self._last is None else self._last.output()
+        if self._last is not None:
+            return self._last.output()
+        if self._last_blocks:  # the last batch ran in row blocks: their outputs, in order
+            return np.concatenate([runner.output() for runner in self._last_blocks])
+        return None
 
     def _runner_for(self, xb: np.ndarray, yb: np.ndarray) -> rewrites.Runner:
         key = _key(xb, yb)
@@ -158,13 +163,16 @@ class CompiledStep:
         When the cost or a gradient is not finite, nothing is updated (``grads_finite`` says
         which); the caller stops training.
         """
-        blocks = self._shard_blocks(xb, yb)
-        if blocks:
-            cost, grads = self._sharded(xb, yb, blocks)
-        else:
-            runner = self._last = self._runner_for(xb, yb)
-            self._last_plan = runner.plan
-            cost, grads = runner.gradients(xb, yb)
+        try:
+            blocks = self._shard_blocks(xb, yb)
+            if blocks:
+                cost, grads = self._sharded(xb, yb, blocks)
+            else:
+                runner = self._last = self._runner_for(xb, yb)
+                self._last_plan = runner.plan
+                cost, grads = runner.gradients(xb, yb)
+        except NotFinite:  # a new shape's trace met values that are not finite: diverged
+            return float("nan")
         if not isfinite(cost):
             return cost
         handed_out: set[int] = set()
@@ -205,8 +213,10 @@ class CompiledStep:
     def _sharded(self, xb, yb, blocks: int) -> tuple[float, dict[str, np.ndarray]]:
         ranges = split_rows(len(xb), blocks)
         workers = min(n_workers(), blocks)
-        for i, (start, stop) in enumerate(ranges):  # traced here, not in the workers
+        self._last_blocks = [  # traced here, not in the workers
             self.block_runner(xb[start:stop], yb[start:stop], i % workers)
+            for i, (start, stop) in enumerate(ranges)
+        ]
         parts = rewrites.parallel_shard_sums(self, xb, yb, blocks)
         self._last = None
         self._last_plan.rewrites[:] = [r for r in self._last_plan.rewrites if "shards" not in r]

@@ -35,7 +35,7 @@ from descend.autodiff.primitives import PRIMITIVES, Primitive
 from descend.autodiff.tensor import Tensor, no_grad
 from descend.compile.plan import Op, Plan, Slot
 
-__all__ = ["NotCompilable", "Recorder", "trace_forward", "trace_step"]
+__all__ = ["NotCompilable", "NotFinite", "Recorder", "trace_forward", "trace_step"]
 
 
 class NotCompilable(Exception):
@@ -200,8 +200,9 @@ def _same_values(value: np.ndarray, batch: np.ndarray | None) -> bool:
         return False
     if value.ndim == 0 or batch.ndim == 0 or value.shape[0] != batch.shape[0]:
         return False
-    with np.errstate(invalid="ignore"):
-        return bool(np.array_equal(value.reshape(-1), np.asarray(batch).reshape(-1)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        cast = np.asarray(batch).reshape(-1).astype(value.dtype, copy=False)
+        return bool(np.array_equal(value.reshape(-1), cast))
 
 
 def _holds_batch_array(value, n: int) -> bool:
@@ -265,7 +266,7 @@ def trace_step(model, loss_fn: Callable, xb: np.ndarray, yb: np.ndarray) -> Plan
             p.grad = None
         with _Tracing(recorder), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             pred = model(xb)
-            cost = loss_fn(pred, yb)
+            cost = _traced_cost(loss_fn, pred, yb)
             _check_cost(cost)
             cost.backward()
     finally:
@@ -273,6 +274,21 @@ def trace_step(model, loss_fn: Callable, xb: np.ndarray, yb: np.ndarray) -> Plan
             p.grad = g
     output = getattr(pred, "data", None)
     return _plan_of(recorder, output, cost)
+
+
+class NotFinite(NotCompilable):
+    """The traced batch's values are not finite (the cost refused them): nothing to trace; the
+    step has diverged."""
+
+
+def _traced_cost(loss_fn, pred, yb):
+    try:
+        return loss_fn(pred, yb)
+    except ValueError:
+        data = getattr(pred, "data", None)
+        if isinstance(data, np.ndarray) and data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise NotFinite("the model's output for the traced batch is not finite") from None
+        raise
 
 
 def _check_cost(cost) -> None:

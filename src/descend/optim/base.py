@@ -396,11 +396,6 @@ class Optimizer:
         if updated:
             self._iterations += 1
 
-    def _count_step(self) -> None:
-        """Count one step whose update was applied elsewhere (the loop's fused step, until the
-        compiled step takes every update through :meth:`step`)."""
-        self._iterations += 1
-
     @property
     def folds_products(self) -> bool:
         """Whether this rule can take its step from a gradient given as a product ``a.T @ b``
@@ -461,7 +456,7 @@ class Optimizer:
         """List the parameters; make the state on the first step, else check it still fits."""
         checked = self._checked
         if checked is not None and params is checked[0]:
-            # The same list with the same arrays as the step before (fit's loop, the fused
+            # The same list with the same arrays as the step before (fit's loop, the compiled
             # step's reused gradient buffers): already checked, nothing can have changed shape.
             pairs = zip(params, checked[1], strict=True)
             if all(p.data is d and p.grad is g for p, (d, g) in pairs):

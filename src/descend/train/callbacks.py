@@ -112,7 +112,7 @@ class EarlyStopping(Callback):
     (2, 1)
     """
 
-    reads_gradients = False  # fit may apply plain GD inside its fused step
+    reads_gradients = False  # fit may fold plain GD into the weight product
 
     def __init__(
         self,
@@ -214,7 +214,7 @@ class ProgressBar(Callback):
     >>> bar.on_train_end({})
     """
 
-    reads_gradients = False  # fit may apply plain GD inside its fused step
+    reads_gradients = False  # fit may fold plain GD into the weight product
 
     def __init__(self, file=None) -> None:
         self.file = file

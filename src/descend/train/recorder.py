@@ -15,7 +15,7 @@ Three records, for the figures of :mod:`descend.viz` (``landscape``, ``surface``
   healthy rate; much larger and the layer's weights are being rewritten at each step.
 
 The gradients are read in ``on_step_end``, right after the update that used them, and reduced to
-a number there: on the fused path (:mod:`descend.train.fused`) the ``.grad`` arrays are buffers
+a number there: on the compiled path (:mod:`descend.compile`) the ``.grad`` arrays are buffers
 that the next update overwrites.
 """
 
@@ -247,7 +247,7 @@ class Recorder(Callback):
                 self._take_snapshot(self.n_updates)
 
     def _record_norms(self) -> None:
-        # Reduced here: a fused step's .grad buffers are overwritten by the next update.
+        # Reduced here: a compiled step's .grad buffers are overwritten by the next update.
         grad_sq = np.zeros(len(self._params))
         step_sq = np.zeros(len(self._params))
         weight_sq = np.zeros(len(self._params))
