@@ -55,9 +55,15 @@ import numpy as np
 
 SIZES = (784, 256, 10)  # the main workload's layers
 LR = 0.01
-LIBS = ("descend", "torch", "jax", "sklearn")
-LIB_NAMES = {"descend": "descend", "torch": "PyTorch", "jax": "JAX jit", "sklearn": "sklearn"}
-MODULES = {"descend": "descend", "torch": "torch", "jax": "jax", "sklearn": "sklearn"}
+LIBS = ("descend", "torch", "jax", "sklearn", "descend_eager")
+LIB_NAMES = {
+    "descend": "descend", "torch": "PyTorch", "jax": "JAX jit", "sklearn": "sklearn",
+    "descend_eager": "descend eager",
+}  # fmt: skip
+MODULES = {
+    "descend": "descend", "torch": "torch", "jax": "jax", "sklearn": "sklearn",
+    "descend_eager": "descend",
+}  # fmt: skip
 DEFAULT_N = 20_000
 DEFAULT_BATCH_SIZES = "1,32,128,full"
 # Batch size 1 costs one Python-level update per sample in every library (and sklearn's is
@@ -113,6 +119,10 @@ WORKLOADS = {
         Workload(
             "ooc", "out-of-core 100-64-10", (100, 64, 10), "softmax", ("256",), OOC_ROWS,
             200_000, libs=("descend",), data="memmap",
+        ),
+        Workload(
+            "residual", "residual block 64-128-[128-128]+-10", (64, 128, 128, 128, 10), "softmax",
+            ("32",), 20_000, 2_000, libs=("descend", "descend_eager", "torch"),
         ),
     )
 }  # fmt: skip
@@ -281,7 +291,45 @@ def _import_descend():
     return descend
 
 
-def setup_descend(w: Workload, X, y, bs):
+def _descend_residual(ds, sizes):
+    """x -> h = relu(x W0 + b0) -> h + (relu(h W1 + b1) W2 + b2) -> softmax(. W3 + b3)."""
+    d, h, k = sizes[0], sizes[1], sizes[-1]
+
+    class Residual(ds.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = ds.nn.Dense(d, h, activation="relu", seed=0)
+            self.inner = ds.nn.Dense(h, h, activation="relu", seed=1)
+            self.back = ds.nn.Dense(h, h, seed=2)
+            self.head = ds.nn.Dense(h, k, activation="softmax", seed=3)
+
+        def forward(self, x):
+            a = self.inp(x)
+            return self.head(self.back(self.inner(a)) + a)
+
+    return Residual()
+
+
+def _descend_model(ds, w: Workload):
+    if w.key == "residual":
+        return _descend_residual(ds, w.sizes)
+    return ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
+
+
+def _fit_kwargs(ds, compiled: bool) -> dict:
+    # fit(compile=) since the compiled step; fit(fused=) before it (an A/B against an older
+    # revision runs this script on that revision's code)
+    import inspect
+
+    params = inspect.signature(ds.fit).parameters
+    return {"compile": compiled} if "compile" in params else {"fused": compiled}
+
+
+def setup_descend_eager(w: Workload, X, y, bs):
+    return setup_descend(w, X, y, bs, compiled=False)
+
+
+def setup_descend(w: Workload, X, y, bs, compiled: bool = True):
     ds = _import_descend()
     info = {"descend": getattr(ds, "__version__", "?")}
     loss = "categorical_cross_entropy" if w.output == "softmax" else "binary_cross_entropy"
@@ -302,12 +350,14 @@ def setup_descend(w: Workload, X, y, bs):
 
     batch_size = "full" if bs == "full" else int(bs)
 
+    extra = _fit_kwargs(ds, compiled)
+
     def run(n):
-        model = ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
+        model = _descend_model(ds, w)
         t0 = time.perf_counter()
         history = ds.fit(
             model, X[:n], y[:n], loss=loss, optimizer=ds.optim.GD(LR), batch_size=batch_size,
-            epochs=1, shuffle=True, seed=0, progress=False, metrics=None,
+            epochs=1, shuffle=True, seed=0, progress=False, metrics=None, **extra,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         return seconds, history.n_updates, float(history.epoch["loss"][0])
@@ -324,6 +374,28 @@ def _torch_mlp(sizes):
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def _torch_residual(sizes):
+    from torch import nn
+
+    d, h, k = sizes[0], sizes[1], sizes[-1]
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.inner = nn.Linear(d, h), nn.Linear(h, h)
+            self.back, self.head = nn.Linear(h, h), nn.Linear(h, k)
+
+        def forward(self, x):
+            a = self.inp(x).relu()
+            return self.head(self.back(self.inner(a).relu()) + a)
+
+    return Residual()
+
+
+def _torch_model(w: Workload):
+    return _torch_residual(w.sizes) if w.key == "residual" else _torch_mlp(w.sizes)
 
 
 def setup_torch(w: Workload, X, y, bs):
@@ -362,7 +434,7 @@ def setup_torch(w: Workload, X, y, bs):
     def run(n):
         Xn, yn = Xt[:n], yt[:n]
         torch.manual_seed(0)
-        model = _torch_mlp(w.sizes)
+        model = _torch_model(w)
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         k = n if bs == "full" else int(bs)
         updates = 0
@@ -547,6 +619,7 @@ SETUPS = {
     "torch": setup_torch,
     "jax": setup_jax,
     "sklearn": setup_sklearn,
+    "descend_eager": setup_descend_eager,
 }
 
 
@@ -855,12 +928,14 @@ SPECIFIC_TARGETS = [
     ("deep", "128", "speed", "torch", 1.1),
     ("predict", str(PREDICT_CHUNK), "speed", "torch", 1.2),
     ("ooc", "256", "ooc", None, OOC_LIMIT_MB),
+    ("residual", "32", "speed", "descend_eager", 2.0),
+    ("residual", "32", "speed", "torch", 1.0),
 ]
 
 
 def targets_for(wkey: str, bs: str) -> list[tuple]:
     found = [t for t in SPECIFIC_TARGETS if t[0] == wkey and t[1] == bs]
-    if wkey != "ooc":
+    if wkey not in ("ooc", "residual"):
         found += [(wkey, bs, "speed", "sklearn", 1.5), (wkey, bs, "memory", "torch", None)]
     return found
 

@@ -230,8 +230,8 @@ def _labels_to_onehot(target, n_classes, dtype):
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
     logp = _log_softmax(z, axis=-1)
-    if target.ndim == 1:  # integer labels
-        return -logp[np.arange(z.shape[0]), target].mean()
+    if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
+        return -(np.add.reduce(logp[np.arange(z.shape[0]), target]) / z.shape[0])
     return -(target * logp).sum() / z.shape[0]
 
 
@@ -249,7 +249,8 @@ def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
 def _sigmoid_binary_cross_entropy(z, target=None):
     # C = mean(log(1 + e^z) - z y), the form of -y log s - (1-y) log(1-s) with s = sigmoid(z);
     # np.logaddexp(0, z) computes log(1 + e^z) stably, as max(z, 0) + log(1 + e^-|z|).
-    return (np.logaddexp(0, z) - z * target).mean()
+    terms = np.logaddexp(0, z) - z * target
+    return np.add.reduce(terms, axis=None) / terms.size  # what ndarray.mean computes
 
 
 def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):

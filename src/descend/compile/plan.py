@@ -19,7 +19,7 @@ them: every number comes from the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,15 @@ class Plan:
     folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # param -> (a slot, b slot)
     output_ops: list[Op] = field(default_factory=list)  # only for the output: run when asked
 
+    def copy(self) -> Plan:
+        """A copy to rewrite: its own calls and slot list (the slots' values are shared: the
+        rewrites never change them)."""
+        return replace(
+            self, slots=list(self.slots), ops=[_copy_op(op) for op in self.ops],
+            output_ops=[_copy_op(op) for op in self.output_ops], rewrites=list(self.rewrites),
+            folded=dict(self.folded), grads=dict(self.grads),
+        )  # fmt: skip
+
     @property
     def forward_ops(self) -> list[Op]:
         return [op for op in self.ops if op.kind == "forward"]
@@ -117,6 +126,10 @@ class Plan:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _copy_op(op: Op) -> Op:
+    return replace(op, marks=list(op.marks), out_buffers=None)
 
 
 def _needed(ops: list[Op], needed: set[int]) -> list[Op]:

@@ -14,11 +14,54 @@ from descend.compile.backend import finite, n_workers, split_rows
 from descend.compile.plan import Plan
 from descend.compile.replay import Executor
 from descend.compile.trace import NotFinite, trace_forward, trace_step
+from descend.nn.activations import Activation, activation_name, get_activation
+from descend.nn.dense import Dense
+from descend.nn.sequential import Sequential
 
 __all__ = ["CompiledForward", "CompiledStep", "compile_forward", "compile_step"]
 
 # Plans kept per step: an epoch has at most two batch shapes (k rows and the remainder).
 _MAX_PLANS = 4
+# Traced plans of built-in architectures, by structure (see _structure): a new model of the
+# same layers, cost and batch shape (every fit call of a benchmark or a sweep) is not traced
+# again. Each step copies the plan before its rewrites, so no buffer is shared between models.
+_TRACED: dict[tuple, Plan] = {}
+_MAX_TRACED = 32
+
+
+def _structure(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> tuple | None:
+    """What a traced plan of a built-in architecture depends on, or None for any other model:
+    a Sequential of Dense and Activation layers with built-in activations, a built-in cost."""
+    if type(model) is not Sequential or loss_fn not in losses.LOSSES.values():
+        return None
+    layers = []
+    for layer in model.layers:
+        if type(layer) is Dense:
+            act, fn = layer.activation, layer.activation_fn
+            shape = (layer.weight.shape, layer.weight.dtype.str, layer.bias is not None)
+        elif type(layer) is Activation:
+            act, fn, shape = layer.activation, layer.fn, None
+        else:
+            return None
+        name = activation_name(act)
+        if name is None or get_activation(name) is not fn:
+            return None
+        layers.append((type(layer).__name__, name, shape))
+    y_dtype = getattr(yb, "dtype", None)
+    return (tuple(layers), loss_fn, xb.shape, xb.dtype.str, np.shape(yb), y_dtype)
+
+
+def _traced(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> Plan:
+    """``trace_step``, or a copy of the plan traced for a model of the same structure."""
+    key = _structure(model, loss_fn, xb, yb)
+    plan = _TRACED.get(key) if key is not None else None
+    if plan is None:
+        plan = trace_step(model, loss_fn, xb, yb)
+        if key is not None:
+            if len(_TRACED) >= _MAX_TRACED:
+                _TRACED.clear()
+            _TRACED[key] = plan
+    return plan.copy()
 
 
 def compile_step(
@@ -112,7 +155,7 @@ class CompiledStep:
         self._blocks: dict[tuple, rewrites.Runner] = {}
         self._shards_ok: bool | None = None if "shards" in self.rewrite else False
         self._flops_per_row = _flops_per_row(model)
-        first = trace_step(model, loss_fn, xb, yb)  # NotCompilable here, before any update
+        first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
         self._last_blocks: list[rewrites.Runner] = []
@@ -139,7 +182,7 @@ class CompiledStep:
             pending, self._pending = self._pending, None
             plan = pending[1] if pending and pending[0] == key else None
             if plan is None:
-                plan = trace_step(self.model, self.loss_fn, xb, yb)
+                plan = _traced(self.model, self.loss_fn, xb, yb)
             if len(self._runners) >= _MAX_PLANS:
                 self._runners.clear()
             runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
@@ -151,7 +194,7 @@ class CompiledStep:
         key = (worker, *_key(xb, yb))
         runner = self._blocks.get(key)
         if runner is None:
-            plan = trace_step(self.model, self.loss_fn, xb, yb)
+            plan = _traced(self.model, self.loss_fn, xb, yb)
             if "buffers" in self.rewrite:
                 rewrites.reuse_buffers(plan)
             runner = self._blocks[key] = rewrites.Runner(plan, self.params)
@@ -228,7 +271,7 @@ class CompiledStep:
         built-in cost, a mean over rows, and a model whose rows do not mix), within rounding."""
         if self.loss_fn not in losses.LOSSES.values():
             return False
-        whole = trace_step(self.model, self.loss_fn, xb, yb)
+        whole = _traced(self.model, self.loss_fn, xb, yb)
         cost, grads = rewrites.Runner(whole, self.params).gradients(xb, yb)
         self._last_plan = whole
         for i, (start, stop) in enumerate(split_rows(len(xb), blocks)):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.compile.backend import axpy, gemm_update
+from descend.compile.backend import Axpy, axpy, gemm_update
 from descend.optim import _checks
 from descend.optim.base import LearningRate, Optimizer
 
@@ -64,8 +64,12 @@ class GD(Optimizer):
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:
-        # theta <- theta - lr * g   (one BLAS axpy: theta += (-lr) g)
-        axpy(-lr, g, theta, tmp)
+        # theta <- theta - lr * g   (one BLAS axpy: theta += (-lr) g); the call is bound once
+        # for a gradient array that comes back at every step (the compiled step's buffers)
+        bound = state.get("axpy")
+        if bound is None or bound.x is not g or bound.y is not theta:
+            bound = state["axpy"] = Axpy(g, theta)
+        bound(-lr)
 
     @property
     def folds_products(self) -> bool:
