@@ -73,6 +73,11 @@ def _gradient_descent(ns):
     assert (grows > 0).all(), "above the limit the cost grows with every step"
     finite = all(np.isfinite(p.data).all() for p in ns["model"].parameters())
     assert ns["diverged"].step > 0 and finite, "fit stops and keeps finite parameters"
+    losses = ns["diverged"].history.step["loss"]
+    assert (np.diff(losses) > 0).all() and 0.4 < losses[-1] / losses[-2] - 1 < 0.6, "about half"
+    assert ns["diverged"].value > 1e4 * losses[0], "stopped when far above the start"
+    kept = [p.data.item() for p in ns["model"].parameters()]
+    assert max(map(abs, kept)) < 100, "the parameters from before the cost took off"
 
 
 def _backprop(ns):
@@ -80,6 +85,8 @@ def _backprop(ns):
     assert ns["check"].ok, "gradcheck passes"
     error = ns["dC_dz2"][0]
     assert error[3] < 0 and (np.delete(error, 3) > 0).all(), "only the 3 has a negative error"
+    assert ns["trainer"].executor == "eager", "the step shown is the eager one"
+    assert abs(ns["step_cost"] - ns["view"].cost) < 1e-12, "the step's cost is the view's"
 
 
 def _variants(ns):

@@ -164,6 +164,8 @@ def data(model: Module, X, y, validation_data, validation_split, loss_fn):
     X = as_model_dtype(X, dtype)
     check_range(y, dtype, "y")
     if validation_data is None:
+        if validation_split:  # all of y, so that a bad label among the last ones is found now
+            checked_targets(model, X, y, loss_fn, dtype, "y")
         return split_validation(X, y, validation_split)
     if validation_split:
         raise ValueError("give validation_data or validation_split, not both")

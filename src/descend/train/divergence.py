@@ -10,7 +10,9 @@ start of the run, and goes back to the parameters from before the explosion.
 (all of them when there are fewer): the largest, so that one easy sample at batch size 1 does not
 make a small start. *Before the explosion* is the start of the latest epoch that followed only
 calm epochs, those whose costs all stayed below ``CALM`` times the start: a copy of the
-parameters is taken there (one copy per epoch, into the same buffers).
+parameters is taken there (one copy per epoch, into the same buffers). A call of ``fit`` that
+resumes a checkpoint finds the same start in the history it restores, but goes back no further
+than the epoch it resumed at.
 
 The factor is far above what training that converges shows: across the examples, the guide and
 the tests, no update's cost goes above a few times the start (the largest ratio seen was below
@@ -56,9 +58,12 @@ class DivergenceWatch:
         self._largest = max(self._largest, value)
         self._seen += n
         n_samples = self.history.params.get("n_samples", START_SAMPLES)
-        if self._seen >= min(START_SAMPLES, n_samples) and self._largest > 0:
-            self.start = self._largest
-            self.limit = EXPLOSION * self.start
+        if self._seen >= min(START_SAMPLES, n_samples):
+            if self._largest > 0:
+                self.start = self._largest
+                self.limit = EXPLOSION * self.start
+            else:  # a cost of the user's own that is not positive: no scale to compare with
+                self.limit = np.inf
 
     def start_epoch(self, epoch: int) -> None:
         """Take the copy to go back to, when the epoch before was calm (or this is the first)."""
@@ -85,8 +90,7 @@ class DivergenceWatch:
             f"training diverged at update {step} (epoch {epoch}): the cost became {value:.4g}, "
             f"more than {EXPLOSION:,.0f} times its value at the start ({self.start:.4g}). The "
             f"model is back to its parameters at the start of epoch {self._snapshot_epoch}, "
-            f"before the cost rose. Try a smaller learning rate (lr={lr:g} now; e.g. "
-            f"lr={lr / 10:g}), standardise the inputs, or check the data for extreme values",
+            f"before the cost rose. {_advice(lr)}",
             step=step, epoch=epoch, lr=lr, history=self.history, what="the cost", value=value,
         )  # fmt: skip
 
@@ -107,11 +111,18 @@ class DivergenceWatch:
             kept = "The model keeps the parameters from before this update, the last finite ones"
         return DivergenceError(
             f"training diverged at update {step} (epoch {epoch}): {what} became {value}. "
-            f"{kept}. Try a smaller learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), "
-            f"standardise the inputs, or check the data for extreme values",
+            f"{kept}. {_advice(lr)}",
             step=step, epoch=epoch, lr=lr, history=self.history, what=what, value=value,
         )  # fmt: skip
 
     def _restore(self) -> None:
         for kept, p in zip(self._snapshot or (), self.params, strict=False):
             np.copyto(p.data, kept)
+
+
+def _advice(lr: float) -> str:
+    return (
+        f"Try a smaller learning rate (lr={lr:g} now; e.g. lr={lr / 10:g}), standardise the "
+        f"inputs X and, for a regression, the targets y (targets in the hundreds make the "
+        f"squared error and its gradients far larger), or check the data for extreme values"
+    )

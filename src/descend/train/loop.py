@@ -177,9 +177,11 @@ def fit(
     if fused is not None:
         warnings.warn("fit(fused=...) is now fit(compile=...)", DeprecationWarning, stacklevel=2)
         compile = fused
+    checks.check_model(model)
+    hint = "train for at least one epoch, e.g. epochs=10"
+    epochs = checks.check_positive_int(epochs, "epochs", hint)
     run = _Run(model, loss, optimizer, lr, metrics, callbacks, compile)
     X, y, validation = checks.data(model, X, y, validation_data, validation_split, run.loss)
-    epochs = checks.check_positive_int(epochs, "epochs", "train for at least one epoch, e.g. 10")
     run.prepare(X, y, batch_size, shuffle, as_generator(seed), epochs, validation, progress)
     if resume_from is not None:
         run.rng = resume(resume_from, run.state, run.rng, epochs, model, run.optimizer)
@@ -213,7 +215,6 @@ class _Run:
     """One call of ``fit``: its trainer, batches, records and callbacks."""
 
     def __init__(self, model, loss, optimizer, lr, metrics, callbacks, compile) -> None:
-        checks.check_model(model)
         self.model, self.loss = model, losses.get(loss)
         self.metric_fns = get_metrics(checks.check_metrics(metrics), losses.is_classification(loss))
         self.callbacks = checks.check_callbacks(callbacks)
@@ -234,10 +235,11 @@ class _Run:
         self.history = History(params=checks.fit_params(self, epochs))
         args = checks.fit_args(self, epochs, X, y)
         self.state = TrainingState(self.model, self.optimizer, self.history, args, self.metric_fns)
-        self.watch = DivergenceWatch(self.trainer.params, self.history)
 
     def begin(self) -> None:
         loader, state, history = self.loader, self.state, self.history
+        # after a resume: the watch finds the run's start in the history restored
+        self.watch = DivergenceWatch(self.trainer.params, history)
         self.checkpointing = False
         for cb in self.callbacks:
             cb.set_context(self.model, history)

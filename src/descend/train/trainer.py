@@ -167,6 +167,15 @@ class Trainer:
         ndarray
             ``y`` as the cost computes with it (see :func:`descend.losses.check_target`):
             pass its batches to :meth:`step`.
+
+        Examples
+        --------
+        >>> import numpy as np, descend as ds
+        >>> trainer = ds.train.Trainer(ds.nn.mlp([2, 3], output_activation="softmax", seed=0),
+        ...                            loss="categorical_cross_entropy")
+        >>> X, y = np.zeros((6, 2), np.float32), np.array([0, 1, 2, 0, 1, 2])
+        >>> trainer.prepare(X, y, batch_size=3).dtype == np.intp, trainer.executor
+        (True, 'compiled')
         """
         dtype = self.model.dtype or np.float32
         y = checked_targets(self.model, X, y, self.loss, dtype, "y")
@@ -186,6 +195,16 @@ class Trainer:
         ------
         DivergenceError
             When the cost or a gradient is not finite: nothing was updated.
+
+        Examples
+        --------
+        >>> import numpy as np, descend as ds
+        >>> model = ds.nn.mlp([1, 1], seed=0)
+        >>> trainer = ds.train.Trainer(model, loss="mse", optimizer=ds.optim.GD(0.1))
+        >>> X, y = np.ones((2, 1), np.float32), np.zeros(2, np.float32)
+        >>> costs = [trainer.step(X, y) for _ in range(3)]
+        >>> costs[0] > costs[1] > costs[2], trainer.n_steps
+        (True, 3)
         """
         if self._compiled is None and self.why_eager is None:
             self._try_compile(xb, yb)
@@ -206,7 +225,18 @@ class Trainer:
 
     def finish(self) -> None:
         """Write out what the compiled step deferred (the weights' ``.grad``, see
-        ``reads_grads``); call it when training ends. Nothing to do when eager."""
+        ``reads_grads``); call it when training ends. Nothing to do when eager.
+
+        Examples
+        --------
+        >>> import numpy as np, descend as ds
+        >>> model = ds.nn.mlp([1, 1], seed=0)
+        >>> trainer = ds.train.Trainer(model, loss="mse", optimizer=ds.optim.GD(0.1))
+        >>> trainer.reads_grads = False  # nothing reads .grad between the steps
+        >>> _ = trainer.step(np.ones((2, 1), np.float32), np.zeros(2, np.float32))
+        >>> trainer.finish(); model[0].weight.grad.shape
+        (1, 1)
+        """
         if self._compiled is not None:
             self._compiled.finish()
 
