@@ -93,26 +93,7 @@ def backward(root: Tensor, grad=None) -> None:
     >>> w.grad
     array([3., 3.])
     """
-    if not root.requires_grad:
-        raise RuntimeError(
-            "backward() needs a result that depends on a tensor with requires_grad=True; "
-            "create the weights with Tensor(..., requires_grad=True) and compute outside no_grad()"
-        )
-    if grad is None:
-        if root.data.size != 1:
-            raise ValueError(
-                f"backward() without grad needs a one-element result, got shape {root.shape}; "
-                "reduce it first (e.g. loss.mean()) or pass grad= with the same shape"
-            )
-        grad = np.ones_like(root.data)
-    else:
-        # A copy: the caller's array must never become (or alias) some tensor's .grad.
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
-        if grad.shape != root.shape:
-            raise ValueError(
-                f"backward(grad=...) needs the shape of the result {root.shape}, got {grad.shape}"
-            )
-
+    grad = _seed(root, grad)
     # descend.compile records this pass (tracer) to replay it without tensors: every vjp and
     # every sum of two contributions, in this order.
     tracer = _state.tracer
@@ -146,3 +127,27 @@ def backward(root: Tensor, grad=None) -> None:
                 grads[key] = total = previous + dp
                 if tracer is not None:
                     tracer.accumulate(previous, dp, total)
+
+
+def _seed(root: Tensor, grad) -> np.ndarray:
+    """dC/d(root) as an array of root's shape and dtype: 1 for a one-element root."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() needs a result that depends on a tensor with requires_grad=True; "
+            "create the weights with Tensor(..., requires_grad=True) and compute outside no_grad()"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise ValueError(
+                f"backward() without grad needs a one-element result, got shape {root.shape}; "
+                "reduce it first (e.g. loss.mean()) or pass grad= with the same shape"
+            )
+        grad = np.ones_like(root.data)
+    else:
+        # A copy: the caller's array must never become (or alias) some tensor's .grad.
+        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        if grad.shape != root.shape:
+            raise ValueError(
+                f"backward(grad=...) needs the shape of the result {root.shape}, got {grad.shape}"
+            )
+    return grad
