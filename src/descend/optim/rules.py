@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.compile.backend import Axpy, axpy, gemm_update
+from descend.compile.backend import Axpy, GemmUpdate, axpy
 from descend.optim import _checks
 from descend.optim.base import LearningRate, Optimizer
 
@@ -95,7 +95,15 @@ class GD(Optimizer):
         array([[0.5, 0.5],
                [0.5, 0.5]])
         """
-        gemm_update(-lr, a, b, theta)
+        # the BLAS call is bound to theta once (its address looked up once, as for axpy)
+        bound = self._gemms.get(id(theta))
+        if bound is None or bound.c is not theta:
+            bound = self._gemms[id(theta)] = GemmUpdate(theta)
+        bound(-lr, a, b)
+
+    def reset(self) -> None:
+        super().reset()
+        self._gemms: dict[int, GemmUpdate] = {}
 
 
 SGD = GD
