@@ -267,10 +267,13 @@ class CompiledStep:
         return rewrites.combine(parts)
 
     def _shards_agree(self, xb, yb, blocks: int) -> bool:
-        """Whether the sum of the blocks' gradients equals the whole batch's on this batch (a
-        built-in cost, a mean over rows, and a model whose rows do not mix), within rounding."""
+        """Whether the sum of the blocks' gradients equals the whole batch's: a built-in cost
+        (a mean over rows), and a model whose rows do not mix: known for a Sequential of Dense
+        and activation layers, else checked on this batch (within rounding)."""
         if self.loss_fn not in losses.LOSSES.values():
             return False
+        if _structure(self.model, self.loss_fn, xb, yb) is not None:
+            return True  # Dense and activation layers: each row's output depends on that row only
         whole = _traced(self.model, self.loss_fn, xb, yb)
         cost, grads = rewrites.Runner(whole, self.params).gradients(xb, yb)
         self._last_plan = whole
