@@ -55,9 +55,15 @@ import numpy as np
 
 SIZES = (784, 256, 10)  # the main workload's layers
 LR = 0.01
-LIBS = ("descend", "torch", "jax", "sklearn")
-LIB_NAMES = {"descend": "descend", "torch": "PyTorch", "jax": "JAX jit", "sklearn": "sklearn"}
-MODULES = {"descend": "descend", "torch": "torch", "jax": "jax", "sklearn": "sklearn"}
+LIBS = ("descend", "torch", "jax", "sklearn", "descend_eager")
+LIB_NAMES = {
+    "descend": "descend", "torch": "PyTorch", "jax": "JAX jit", "sklearn": "sklearn",
+    "descend_eager": "descend eager",
+}  # fmt: skip
+MODULES = {
+    "descend": "descend", "torch": "torch", "jax": "jax", "sklearn": "sklearn",
+    "descend_eager": "descend",
+}  # fmt: skip
 DEFAULT_N = 20_000
 DEFAULT_BATCH_SIZES = "1,32,128,full"
 # Batch size 1 costs one Python-level update per sample in every library (and sklearn's is
@@ -113,6 +119,10 @@ WORKLOADS = {
         Workload(
             "ooc", "out-of-core 100-64-10", (100, 64, 10), "softmax", ("256",), OOC_ROWS,
             200_000, libs=("descend",), data="memmap",
+        ),
+        Workload(
+            "residual", "residual block 64-128-[128-128]+-10", (64, 128, 128, 128, 10), "softmax",
+            ("32",), 20_000, 2_000, libs=("descend", "descend_eager", "torch"),
         ),
     )
 }  # fmt: skip
@@ -281,7 +291,45 @@ def _import_descend():
     return descend
 
 
-def setup_descend(w: Workload, X, y, bs):
+def _descend_residual(ds, sizes):
+    """x -> h = relu(x W0 + b0) -> h + (relu(h W1 + b1) W2 + b2) -> softmax(. W3 + b3)."""
+    d, h, k = sizes[0], sizes[1], sizes[-1]
+
+    class Residual(ds.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = ds.nn.Dense(d, h, activation="relu", seed=0)
+            self.inner = ds.nn.Dense(h, h, activation="relu", seed=1)
+            self.back = ds.nn.Dense(h, h, seed=2)
+            self.head = ds.nn.Dense(h, k, activation="softmax", seed=3)
+
+        def forward(self, x):
+            a = self.inp(x)
+            return self.head(self.back(self.inner(a)) + a)
+
+    return Residual()
+
+
+def _descend_model(ds, w: Workload):
+    if w.key == "residual":
+        return _descend_residual(ds, w.sizes)
+    return ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
+
+
+def _fit_kwargs(ds, compiled: bool) -> dict:
+    # fit(compile=) since the compiled step; fit(fused=) before it (an A/B against an older
+    # revision runs this script on that revision's code)
+    import inspect
+
+    params = inspect.signature(ds.fit).parameters
+    return {"compile": compiled} if "compile" in params else {"fused": compiled}
+
+
+def setup_descend_eager(w: Workload, X, y, bs):
+    return setup_descend(w, X, y, bs, compiled=False)
+
+
+def setup_descend(w: Workload, X, y, bs, compiled: bool = True):
     ds = _import_descend()
     info = {"descend": getattr(ds, "__version__", "?")}
     loss = "categorical_cross_entropy" if w.output == "softmax" else "binary_cross_entropy"
@@ -302,12 +350,14 @@ def setup_descend(w: Workload, X, y, bs):
 
     batch_size = "full" if bs == "full" else int(bs)
 
+    extra = _fit_kwargs(ds, compiled)
+
     def run(n):
-        model = ds.nn.mlp(list(w.sizes), output_activation=w.output, seed=0)
+        model = _descend_model(ds, w)
         t0 = time.perf_counter()
         history = ds.fit(
             model, X[:n], y[:n], loss=loss, optimizer=ds.optim.GD(LR), batch_size=batch_size,
-            epochs=1, shuffle=True, seed=0, progress=False, metrics=None,
+            epochs=1, shuffle=True, seed=0, progress=False, metrics=None, **extra,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         return seconds, history.n_updates, float(history.epoch["loss"][0])
@@ -324,6 +374,28 @@ def _torch_mlp(sizes):
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def _torch_residual(sizes):
+    from torch import nn
+
+    d, h, k = sizes[0], sizes[1], sizes[-1]
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.inner = nn.Linear(d, h), nn.Linear(h, h)
+            self.back, self.head = nn.Linear(h, h), nn.Linear(h, k)
+
+        def forward(self, x):
+            a = self.inp(x).relu()
+            return self.head(self.back(self.inner(a).relu()) + a)
+
+    return Residual()
+
+
+def _torch_model(w: Workload):
+    return _torch_residual(w.sizes) if w.key == "residual" else _torch_mlp(w.sizes)
 
 
 def setup_torch(w: Workload, X, y, bs):
@@ -362,7 +434,7 @@ def setup_torch(w: Workload, X, y, bs):
     def run(n):
         Xn, yn = Xt[:n], yt[:n]
         torch.manual_seed(0)
-        model = _torch_mlp(w.sizes)
+        model = _torch_model(w)
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         k = n if bs == "full" else int(bs)
         updates = 0
@@ -415,27 +487,7 @@ def setup_jax(w: Workload, X, y, bs):
 
     Xj = jnp.asarray(X)  # on the device before any timing
     if w.predict:
-        params = init_params()
-        k = int(bs)
-
-        # The chunk is cut inside the jitted function: an eager Xj[i : i + k] outside it costs
-        # about 0.5 ms per chunk in JAX 0.10, a quarter of the chunk's forward pass.
-        @functools.partial(jax.jit, static_argnames="size")
-        def predict_proba(params, X, start, size):
-            x = jax.lax.dynamic_slice_in_dim(X, start, size)
-            return jax.nn.softmax(forward(params, x), axis=1)
-
-        def predict(n):
-            t0 = time.perf_counter()
-            proba = jnp.concatenate(
-                [predict_proba(params, Xj, i, min(k, n - i)) for i in range(0, n, k)]
-            )
-            proba.block_until_ready()
-            seconds = time.perf_counter() - t0
-            assert proba.shape == (n, w.sizes[-1])
-            return seconds, -(-n // k), None
-
-        return predict, info
+        return _jax_predict(w, bs, Xj, init_params(), forward), info
 
     if w.output == "softmax":
         yj = jnp.asarray(y.astype(np.int32))
@@ -488,6 +540,32 @@ def setup_jax(w: Workload, X, y, bs):
         return seconds, updates, float(loss)
 
     return run, info
+
+
+def _jax_predict(w: Workload, bs, Xj, params, forward):
+    import jax
+    import jax.numpy as jnp
+
+    k = int(bs)
+
+    # The chunk is cut inside the jitted function: an eager Xj[i : i + k] outside it costs
+    # about 0.5 ms per chunk in JAX 0.10, a quarter of the chunk's forward pass.
+    @functools.partial(jax.jit, static_argnames="size")
+    def predict_proba(params, X, start, size):
+        x = jax.lax.dynamic_slice_in_dim(X, start, size)
+        return jax.nn.softmax(forward(params, x), axis=1)
+
+    def predict(n):
+        t0 = time.perf_counter()
+        proba = jnp.concatenate(
+            [predict_proba(params, Xj, i, min(k, n - i)) for i in range(0, n, k)]
+        )
+        proba.block_until_ready()
+        seconds = time.perf_counter() - t0
+        assert proba.shape == (n, w.sizes[-1])
+        return seconds, -(-n // k), None
+
+    return predict
 
 
 def _sklearn_mlp(w: Workload, batch_size: int):
@@ -547,6 +625,7 @@ SETUPS = {
     "torch": setup_torch,
     "jax": setup_jax,
     "sklearn": setup_sklearn,
+    "descend_eager": setup_descend_eager,
 }
 
 
@@ -855,12 +934,14 @@ SPECIFIC_TARGETS = [
     ("deep", "128", "speed", "torch", 1.1),
     ("predict", str(PREDICT_CHUNK), "speed", "torch", 1.2),
     ("ooc", "256", "ooc", None, OOC_LIMIT_MB),
+    ("residual", "32", "speed", "descend_eager", 2.0),
+    ("residual", "32", "speed", "torch", 1.0),
 ]
 
 
 def targets_for(wkey: str, bs: str) -> list[tuple]:
     found = [t for t in SPECIFIC_TARGETS if t[0] == wkey and t[1] == bs]
-    if wkey != "ooc":
+    if wkey not in ("ooc", "residual"):
         found += [(wkey, bs, "speed", "sklearn", 1.5), (wkey, bs, "memory", "torch", None)]
     return found
 
@@ -935,68 +1016,89 @@ def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
     ]
     in_memory = [wkey for wkey in args.workloads if wkey != "ooc"]
     if in_memory:
-        lines += [
-            "| workload | batch size | samples | "
-            + " | ".join(LIB_NAMES[lib] for lib in libs)
-            + " | "
-            + " | ".join(f"descend/{LIB_NAMES[p]}" for p in peers)
-            + f" | peak MB ({' / '.join(LIB_NAMES[lib] for lib in libs)}) |",
-            "| --- | --- |" + " ---: |" * (2 * len(libs) + 1),
-        ]
-        for wkey in in_memory:
-            for bs in args.plan[wkey]["batches"]:
-                row = {lib: results.get((wkey, lib, bs)) for lib in libs}
-                lines.append(
-                    f"| {WORKLOADS[wkey].title} | {batch_label(wkey, bs, args)} | "
-                    f"{samples_for(wkey, bs, args):,} | "
-                    + " | ".join(fmt_rate(row[lib]) for lib in libs)
-                    + " | "
-                    + " | ".join(fmt_ratio(row["descend"], row[p]) for p in peers)
-                    + f" | {' / '.join(fmt_mem(row[lib]) for lib in libs)} |"
-                )
-        notes = []
-        for wkey in in_memory:
-            for bs in args.plan[wkey]["batches"]:
-                if samples_for(wkey, bs, args) < args.plan[wkey]["n"]:
-                    notes.append(
-                        f"{WORKLOADS[wkey].title} at batch size {bs}: one epoch of the first "
-                        f"{samples_for(wkey, bs, args):,} samples, for every library; compare "
-                        "samples/s."
-                    )
-        if notes:
-            lines += ["", *notes]
-
+        lines += _report_rates(results, args, libs, peers, in_memory)
     if "ooc" in args.workloads:
-        w = WORKLOADS["ooc"]
-        r = results.get(("ooc", "descend", w.batch_sizes[0]))
-        rows = args.plan["ooc"]["n"]
-        lines += [
-            "",
-            f"Out-of-core: descend, {w.arch} softmax, batch size {w.batch_sizes[0]}, one epoch "
-            f"over a memory-mapped {rows:,} × {w.sizes[0]} float32 `.npy` "
-            "(`np.load(path, mmap_mode='r')`, labels in a second memory-mapped `.npy`), shuffled. "
-            "The file was just written, so it is read from the page cache.",
-            "",
-            "| samples/s | epoch s | updates | peak MB above the process's start | peak MB of the "
-            "epoch (above the RSS before it) | peak RSS: anonymous / file-backed MB |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        if _ok(r):
-            lines.append(
-                f"| {rate(r):,.0f} | {r['best']:.2f} | {r['updates']:,} | {r['peak_mib']:.0f} | "
-                f"{r['fit_peak_mib']:.0f} | {r['anon_peak_mib']:.0f} / {r['file_peak_mib']:.0f} |"
-            )
-        else:
-            lines.append(f"| {(r or {}).get('error', 'not run')} | | | | | |")
-        lines.append("")
-        lines.append(
-            "The process's start: the worker's RSS before descend is imported and the file "
-            f"opened (Python and NumPy loaded: {r['start_rss_mib']:.0f} MB)."
-            if _ok(r)
-            else ""
-        )
+        lines += _report_ooc(results, args)
+    lines += _report_targets(results, args, gemm_rate)
+    lines += _report_gemm(results, args, libs, gemm_rate, model_gemm_s)
+    if in_memory:
+        lines += _report_gflops(results, args, libs, gemm_rate, in_memory)
+    return lines
 
-    # The targets of issue 5.
+
+def _report_rates(results, args, libs, peers, in_memory) -> list[str]:
+    """The table of samples/s, ratios and peak memory of the in-memory workloads."""
+    lines: list[str] = []
+    lines += [
+        "| workload | batch size | samples | "
+        + " | ".join(LIB_NAMES[lib] for lib in libs)
+        + " | "
+        + " | ".join(f"descend/{LIB_NAMES[p]}" for p in peers)
+        + f" | peak MB ({' / '.join(LIB_NAMES[lib] for lib in libs)}) |",
+        "| --- | --- |" + " ---: |" * (2 * len(libs) + 1),
+    ]
+    for wkey in in_memory:
+        for bs in args.plan[wkey]["batches"]:
+            row = {lib: results.get((wkey, lib, bs)) for lib in libs}
+            lines.append(
+                f"| {WORKLOADS[wkey].title} | {batch_label(wkey, bs, args)} | "
+                f"{samples_for(wkey, bs, args):,} | "
+                + " | ".join(fmt_rate(row[lib]) for lib in libs)
+                + " | "
+                + " | ".join(fmt_ratio(row["descend"], row[p]) for p in peers)
+                + f" | {' / '.join(fmt_mem(row[lib]) for lib in libs)} |"
+            )
+    notes = []
+    for wkey in in_memory:
+        for bs in args.plan[wkey]["batches"]:
+            if samples_for(wkey, bs, args) < args.plan[wkey]["n"]:
+                notes.append(
+                    f"{WORKLOADS[wkey].title} at batch size {bs}: one epoch of the first "
+                    f"{samples_for(wkey, bs, args):,} samples, for every library; compare "
+                    "samples/s."
+                )
+    if notes:
+        lines += ["", *notes]
+    return lines
+
+
+def _report_ooc(results, args) -> list[str]:
+    """The out-of-core row and its memory."""
+    lines: list[str] = []
+    w = WORKLOADS["ooc"]
+    r = results.get(("ooc", "descend", w.batch_sizes[0]))
+    rows = args.plan["ooc"]["n"]
+    lines += [
+        "",
+        f"Out-of-core: descend, {w.arch} softmax, batch size {w.batch_sizes[0]}, one epoch "
+        f"over a memory-mapped {rows:,} × {w.sizes[0]} float32 `.npy` "
+        "(`np.load(path, mmap_mode='r')`, labels in a second memory-mapped `.npy`), shuffled. "
+        "The file was just written, so it is read from the page cache.",
+        "",
+        "| samples/s | epoch s | updates | peak MB above the process's start | peak MB of the "
+        "epoch (above the RSS before it) | peak RSS: anonymous / file-backed MB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    if _ok(r):
+        lines.append(
+            f"| {rate(r):,.0f} | {r['best']:.2f} | {r['updates']:,} | {r['peak_mib']:.0f} | "
+            f"{r['fit_peak_mib']:.0f} | {r['anon_peak_mib']:.0f} / {r['file_peak_mib']:.0f} |"
+        )
+    else:
+        lines.append(f"| {(r or {}).get('error', 'not run')} | | | | | |")
+    lines.append("")
+    lines.append(
+        "The process's start: the worker's RSS before descend is imported and the file "
+        f"opened (Python and NumPy loaded: {r['start_rss_mib']:.0f} MB)."
+        if _ok(r)
+        else ""
+    )
+    return lines
+
+
+def _report_targets(results, args, gemm_rate) -> list[str]:
+    """The targets of issue 5, PASS or MISS, and their count."""
+    lines: list[str] = []
     lines += [
         "",
         "Targets (issue 5):",
@@ -1016,8 +1118,12 @@ def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
                     f"{measured} | {shown} |"
                 )
     lines += ["", f"{counts['PASS']} PASS, {counts['MISS']} MISS, {counts['n/a']} not measured."]
+    return lines
 
-    # GEMM rate and the achieved rates.
+
+def _report_gemm(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
+    """The GEMM rate, the FLOP count of the full-batch epoch and the full-batch rates."""
+    lines: list[str] = []
     lines.append("")
     if gemm_rate is not None:
         lines.append(
@@ -1049,40 +1155,43 @@ def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
             lines.append(
                 f"- {LIB_NAMES[lib]} full batch: {r['best']:.3f} s → {achieved:.1f} GFLOP/s{pct}"
             )
+    return lines
 
-    # Achieved GFLOP/s of every cell, and the memory of the timed runs alone.
-    if in_memory:
-        lines += [
-            "",
-            "Achieved GFLOP/s (matmul FLOPs / time; % of the GEMM rate), and the peak MB of the "
-            "timed runs alone (over the RSS after the warm-up, i.e. without one-off costs of first "
-            "use such as PyTorch's first layer or JAX's compilation):",
-            "",
-            "| workload | batch size | "
-            + " | ".join(f"{LIB_NAMES[lib]} GFLOP/s" for lib in libs)
-            + " | timed-runs peak MB ("
-            + " / ".join(LIB_NAMES[lib] for lib in libs)
-            + ") |",
-            "| --- | --- |" + " ---: |" * (len(libs) + 1),
-        ]
-        for wkey in in_memory:
-            w = WORKLOADS[wkey]
-            flops_sample = gemm_flops_per_sample(w.sizes, backward=not w.predict)
-            for bs in args.plan[wkey]["batches"]:
-                cells, mems = [], []
-                for lib in libs:
-                    r = results.get((wkey, lib, bs))
-                    if not _ok(r):
-                        cells.append("—")
-                        mems.append("—")
-                        continue
-                    g = flops_sample * rate(r) / 1e9
-                    pct = f" ({100 * g / gemm_rate:.0f}%)" if gemm_rate else ""
-                    cells.append(f"{g:.1f}{pct}")
-                    mems.append(f"{r['steady_peak_mib']:.0f}")
-                lines.append(
-                    f"| {w.title} | {bs} | " + " | ".join(cells) + " | " + " / ".join(mems) + " |"
-                )
+
+def _report_gflops(results, args, libs, gemm_rate, in_memory) -> list[str]:
+    """Achieved GFLOP/s of every cell, and the memory of the timed runs alone."""
+    lines: list[str] = []
+    lines += [
+        "",
+        "Achieved GFLOP/s (matmul FLOPs / time; % of the GEMM rate), and the peak MB of the "
+        "timed runs alone (over the RSS after the warm-up, i.e. without one-off costs of first "
+        "use such as PyTorch's first layer or JAX's compilation):",
+        "",
+        "| workload | batch size | "
+        + " | ".join(f"{LIB_NAMES[lib]} GFLOP/s" for lib in libs)
+        + " | timed-runs peak MB ("
+        + " / ".join(LIB_NAMES[lib] for lib in libs)
+        + ") |",
+        "| --- | --- |" + " ---: |" * (len(libs) + 1),
+    ]
+    for wkey in in_memory:
+        w = WORKLOADS[wkey]
+        flops_sample = gemm_flops_per_sample(w.sizes, backward=not w.predict)
+        for bs in args.plan[wkey]["batches"]:
+            cells, mems = [], []
+            for lib in libs:
+                r = results.get((wkey, lib, bs))
+                if not _ok(r):
+                    cells.append("—")
+                    mems.append("—")
+                    continue
+                g = flops_sample * rate(r) / 1e9
+                pct = f" ({100 * g / gemm_rate:.0f}%)" if gemm_rate else ""
+                cells.append(f"{g:.1f}{pct}")
+                mems.append(f"{r['steady_peak_mib']:.0f}")
+            lines.append(
+                f"| {w.title} | {bs} | " + " | ".join(cells) + " | " + " / ".join(mems) + " |"
+            )
     return lines
 
 
@@ -1135,21 +1244,64 @@ def main(argv=None) -> int:
         help="with --worker: print a cProfile of one run (cumulative) instead of timing",
     )  # fmt: skip
     args = parser.parse_args(argv)
-
     if args.worker:
-        lib, bs = args.worker
-        w = WORKLOADS[args.workload]
-        if lib not in w.libs:
-            parser.error(f"--worker LIB must be one of {', '.join(w.libs)} for {w.key}")
-        samples = int(args.samples) if args.samples else (args.n or w.n)
-        if w.key == "ooc":
-            if not args.data:
-                parser.error("--workload ooc needs --data DIR (with X.npy and y.npy)")
-            worker_ooc(parse_batch(bs), samples, args.data)
-        else:
-            worker(w.key, lib, parse_batch(bs), samples, args.repeats, args.seed, args.profile)
-        return 0
+        return _worker_main(args, parser)
+    _plan_run(args, parser)
+    libs = _libs(args, parser)
 
+    t_start = time.perf_counter()
+    info = machine_info()
+    notes = _busy_note(info)
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+    available = _available(libs, notes)
+    for note in notes:
+        print(note, flush=True)
+    results = _run_all(args, available)
+    _thread_info(results, info)
+
+    gemm_rate = measure_gemm(args.gemm_size)
+    model_gemm_s = None
+    if "mlp" in args.workloads:
+        model_gemm_s = measure_model_gemms(samples_for("mlp", "full", args), args.seed)
+    info["float32 GEMM GFLOP/s"] = f"{gemm_rate:.1f} ({args.gemm_size}×{args.gemm_size}, NumPy)"
+    report = build_report(results, args, available, gemm_rate, model_gemm_s)
+    report.append("")
+    if hasattr(os, "getloadavg"):
+        report.append(
+            "Load average (1, 5, 15 min) at the start: "
+            f"{info.get('load average at start')}, at the end: "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+            + "; other processes running at the same time distort the timings."
+        )
+    report += notes
+    total = time.perf_counter() - t_start
+    print()
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
+    print()
+    print("\n".join(report))
+    print(f"\nTotal runtime: {total:.0f} s")
+    if args.markdown:
+        _write_markdown(args, argv, info, report, total)
+    return 0
+
+
+def _worker_main(args, parser) -> int:
+    lib, bs = args.worker
+    w = WORKLOADS[args.workload]
+    if lib not in w.libs:
+        parser.error(f"--worker LIB must be one of {', '.join(w.libs)} for {w.key}")
+    samples = int(args.samples) if args.samples else (args.n or w.n)
+    if w.key == "ooc":
+        if not args.data:
+            parser.error("--workload ooc needs --data DIR (with X.npy and y.npy)")
+        worker_ooc(parse_batch(bs), samples, args.data)
+    else:
+        worker(w.key, lib, parse_batch(bs), samples, args.repeats, args.seed, args.profile)
+    return 0
+
+
+def _plan_run(args, parser) -> None:
+    """args.workloads as a list, and args.plan: per workload its samples and batch sizes."""
     workloads = [wk.strip() for wk in args.workloads.split(",") if wk.strip()]
     unknown = sorted(set(workloads) - set(WORKLOADS))
     if unknown:
@@ -1179,42 +1331,49 @@ def main(argv=None) -> int:
         if wkey == "ooc" and args.ooc_rows:
             plan["n"] = args.ooc_rows
         args.plan[wkey] = plan
+
+
+def _libs(args, parser) -> list[str]:
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = sorted(set(libs) - set(LIBS))
     if unknown:
         parser.error(f"unknown --libs {unknown}; choose from {', '.join(LIBS)}")
     if "descend" not in libs:
         libs.insert(0, "descend")  # the subject of every ratio
+    return libs
 
-    t_start = time.perf_counter()
-    info = machine_info()
-    notes = []
+
+def _busy_note(info: dict) -> list[str]:
     busy = cpu_busy_fraction()
-    if busy is not None:
-        info["CPU busy before the run"] = f"{100 * busy:.0f}%"
-        if busy > 0.15:
-            notes.append(
-                f"Warning: other processes kept the CPUs {100 * busy:.0f}% busy just before the "
-                "run. They slow every library, and PyTorch's OpenMP threads badly at small batches "
-                "(they wait for each other when one is descheduled); rerun on an idle machine for "
-                "numbers to quote."
-            )
+    if busy is None:
+        return []
+    info["CPU busy before the run"] = f"{100 * busy:.0f}%"
+    if busy <= 0.15:
+        return []
+    return [
+        f"Warning: other processes kept the CPUs {100 * busy:.0f}% busy just before the "
+        "run. They slow every library, and PyTorch's OpenMP threads badly at small batches "
+        "(they wait for each other when one is descheduled); rerun on an idle machine for "
+        "numbers to quote."
+    ]
 
-    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
+
+def _available(libs: list[str], notes: list[str]) -> list[str]:
     available = []
     for lib in libs:
-        if lib == "descend" or importlib.util.find_spec(MODULES[lib]) is not None:
+        if MODULES[lib] == "descend" or importlib.util.find_spec(MODULES[lib]) is not None:
             available.append(lib)
         else:
             notes.append(
                 f"{LIB_NAMES[lib]} is not installed: skipped (pip install 'descend[bench]' to "
                 "include it)."
             )
-    for note in notes:
-        print(note, flush=True)
+    return available
 
+
+def _run_all(args, available: list[str]) -> dict:
     results: dict = {}
-    for wkey in workloads:
+    for wkey in args.workloads:
         w = WORKLOADS[wkey]
         print(f"{w.title}:", flush=True)
         for bs in args.plan[wkey]["batches"]:
@@ -1227,8 +1386,11 @@ def main(argv=None) -> int:
                 results[(wkey, lib, bs)] = r
                 print(f"  {LIB_NAMES[lib]:>8} batch {bs:>5} ({samples:,} samples): "
                       f"{progress_line(r)}", flush=True)  # fmt: skip
+    return results
 
-    # Threads as each library sees them at its defaults.
+
+def _thread_info(results: dict, info: dict) -> None:
+    """Threads as each library sees them at its defaults."""
     torch_info = next(
         (r["info"] for (_, lib, _), r in results.items() if lib == "torch" and _ok(r)), None
     )
@@ -1245,49 +1407,27 @@ def main(argv=None) -> int:
     if jax_info:
         info["jax devices"] = jax_info["jax_devices"]
 
-    gemm_rate = measure_gemm(args.gemm_size)
-    model_gemm_s = None
-    if "mlp" in workloads:
-        model_gemm_s = measure_model_gemms(samples_for("mlp", "full", args), args.seed)
-    info["float32 GEMM GFLOP/s"] = f"{gemm_rate:.1f} ({args.gemm_size}×{args.gemm_size}, NumPy)"
-    report = build_report(results, args, available, gemm_rate, model_gemm_s)
-    report.append("")
-    if hasattr(os, "getloadavg"):
-        report.append(
-            "Load average (1, 5, 15 min) at the start: "
-            f"{info.get('load average at start')}, at the end: "
-            + " ".join(f"{x:.2f}" for x in os.getloadavg())
-            + "; other processes running at the same time distort the timings."
-        )
-    report += notes
-    total = time.perf_counter() - t_start
-    print()
-    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
-    print()
-    print("\n".join(report))
-    print(f"\nTotal runtime: {total:.0f} s")
 
-    if args.markdown:
-        command = " ".join(
-            ["python benchmarks/bench_mlp.py", *(sys.argv[1:] if argv is None else argv)]
-        )
-        header = [
-            "# descend benchmark: descend vs PyTorch, JAX and scikit-learn",
-            "",
-            f"Run {datetime.datetime.now().isoformat(timespec='seconds')} with "
-            f"`{command}` (total runtime {total:.0f} s).",
-            "",
-            "Machine:",
-            "",
-            *[f"- {k}: {v}" for k, v in info.items()],
-            "",
-        ]
-        path = Path(args.markdown)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(header + report) + "\n")
-        tmp.replace(path)
-        print(f"Wrote {path}")
-    return 0
+def _write_markdown(args, argv, info: dict, report: list[str], total: float) -> None:
+    command = " ".join(
+        ["python benchmarks/bench_mlp.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    header = [
+        "# descend benchmark: descend vs PyTorch, JAX and scikit-learn",
+        "",
+        f"Run {datetime.datetime.now().isoformat(timespec='seconds')} with "
+        f"`{command}` (total runtime {total:.0f} s).",
+        "",
+        "Machine:",
+        "",
+        *[f"- {k}: {v}" for k, v in info.items()],
+        "",
+    ]
+    path = Path(args.markdown)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(header + report) + "\n")
+    tmp.replace(path)
+    print(f"Wrote {path}")
 
 
 def run_ooc(bs: str, rows: int, args) -> dict:

@@ -1,17 +1,17 @@
 """Where one training update spends its time: in BLAS, or in everything around it.
 
 Times one epoch of the MLP 784-256-10 benchmark (ReLU, softmax + cross-entropy, plain GD,
-float32) at batch sizes 1, 32 and full, on the graph path (``fit(..., fused=False)``: every
-update records and walks the autodiff graph, as descend first did) and on the fused path (the
+float32) at batch sizes 1, 32 and full, on the eager path (``fit(..., compile=False)``: every
+update records and walks the autodiff graph, as descend first did) and on the compiled path (the
 default), and splits each update's wall time into
 
-- **BLAS**: the matrix products (``np.dot``) and the parameter updates (``axpy``, and the fused
+- **BLAS**: the matrix products (``np.dot``) and the parameter updates (``axpy``, and the folded
   step's in-place ``gemm``/``ger`` and ``axpy`` calls), timed by wrapping those functions for
   the run (the wrappers cost well under a microsecond a call);
-- **the rest**: Python (the loop, the graph or the fused step's bookkeeping, checks) and NumPy's
+- **the rest**: Python (the loop, the graph or the plan's replay, checks) and NumPy's
   element-wise work and allocations around the products.
 
-Where the fused step shares a large batch between the cores (row blocks, one worker thread a
+Where the compiled step shares a large batch between the cores (row blocks, one worker thread a
 core), the BLAS time is summed over the workers: the table then shows it as core time per
 update, next to the wall time, and "the rest" is the cores' time minus it.
 
@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 import descend as ds
-from descend import _blas
-from descend._parallel import n_workers
+from descend.compile import rewrites
+from descend.compile.backend import blas as _blas
+from descend.compile.backend import n_workers
 from descend.optim import rules
-from descend.train import fused as fused_module
 
 _blas_seconds = [0.0]
 _lock = threading.Lock()
@@ -53,12 +53,12 @@ def _model():
     return ds.nn.mlp([784, 256, 10], output_activation="softmax", seed=0)
 
 
-def one_epoch(X, y, batch_size, fused: bool) -> float:
+def one_epoch(X, y, batch_size, compiled: bool) -> float:
     model = _model()
     start = time.perf_counter()
     ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer=ds.optim.GD(0.01),
            batch_size=batch_size, epochs=1, seed=0, progress=False, metrics=None,
-           fused=fused)  # fmt: skip
+           compile=compiled)  # fmt: skip
     return time.perf_counter() - start
 
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     for batch_size in (1, 32, "full"):
         n = args.n // 8 if batch_size == 1 else args.n
         updates = 1 if batch_size == "full" else -(-n // batch_size)
-        for fused in (False, True):
+        for fused in (False, True):  # eager, then compiled
             one_epoch(X[:512], y[:512], batch_size, fused)  # warm up
             plain = min(one_epoch(X[:n], y[:n], batch_size, fused) for _ in range(2))
             np.dot, rules.axpy = _timed(dot), _timed(axpy)
@@ -89,14 +89,14 @@ def main(argv=None) -> int:
                 _blas.GemmUpdate.__call__, _blas.Axpy.__call__ = gemm_call, axpy_call
             cores = 1
             if fused and batch_size == "full":
-                step = fused_module.compile_step(_model(), "categorical_cross_entropy")
-                cores = n_workers() if step._row_blocks(n) else 1
+                flops_per_row = 2.0 * (784 * 256 + 256 * 10)
+                cores = n_workers() if rewrites.shard_count(n, flops_per_row) else 1
             blas = _blas_seconds[0] / (wrapped * cores)
             per_update = plain / updates
             unit = (
                 f"{per_update * 1e6:.0f} µs" if per_update < 1e-2 else f"{per_update * 1e3:.1f} ms"
             )
-            path = "fused" if fused else "graph"
+            path = "compiled" if fused else "eager"
             print(f"| {batch_size} | {path} | {unit} | {cores} | {blas:.0%} | {1 - blas:.0%} |")
     return 0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import descend as ds
-from descend import _blas
+from descend.compile.backend import blas as _blas
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

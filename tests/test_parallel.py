@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import descend as ds
-from descend import _blas
-from descend._parallel import map_pieces, n_workers, split_rows
+from descend.compile.backend import blas as _blas
+from descend.compile.backend import map_pieces, n_workers, split_rows
 
 
 def test_pieces_come_back_in_order_and_each_worker_takes_its_own():
@@ -83,15 +83,15 @@ def test_parallel_prediction_equals_one_core(monkeypatch, batch_size):
 
 
 def test_parallel_prediction_gives_each_core_as_many_chunks_none_above_batch_size(monkeypatch):
-    from descend.train.fused import FusedForward
+    from descend.compile import CompiledForward
 
-    seen, call = [], FusedForward.__call__
+    seen, call = [], CompiledForward.__call__
 
     def record(self, X, *args, **kwargs):
         seen.append(X.shape[0])
         return call(self, X, *args, **kwargs)
 
-    monkeypatch.setattr(FusedForward, "__call__", record)
+    monkeypatch.setattr(CompiledForward, "__call__", record)
     monkeypatch.setenv("DESCEND_THREADS", "2")
     X = np.random.default_rng(0).random((5000, 300), dtype=np.float32)
     model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)

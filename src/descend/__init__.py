@@ -9,7 +9,7 @@
 True
 """
 
-from descend import autodiff, cluster, data, datasets, experiments, losses, nn, optim, viz
+from descend import autodiff, cluster, compile, data, datasets, experiments, losses, nn, optim, viz
 from descend.autodiff import Tensor, grad, gradcheck, no_grad, value_and_grad
 from descend.backprop import BackpropResult, LayerGradients, backprop
 from descend.io import ModelFileError, load, save
@@ -44,7 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackpropResult", "Callback", "Checkpoint", "DivergenceError", "EarlyStopping", "History",
     "LambdaCallback", "LayerGradients", "ModelFileError", "ProgressBar", "Tensor", "autodiff",
-    "backprop", "cluster", "data", "datasets", "evaluate", "fit", "gradcheck", "grad", "load",
-    "load_checkpoint", "losses", "nn", "no_grad", "optim", "predict", "save", "value_and_grad",
-    "Recorder", "experiments", "viz", "playground",
+    "backprop", "cluster", "compile", "data", "datasets", "evaluate", "fit", "gradcheck", "grad",
+    "load", "load_checkpoint", "losses", "nn", "no_grad", "optim", "predict", "save",
+    "value_and_grad", "Recorder", "experiments", "viz", "playground",
 ]  # fmt: skip

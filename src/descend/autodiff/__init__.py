@@ -24,12 +24,13 @@ from descend.autodiff.ops import (
     transpose,
     where,
 )
-from descend.autodiff.primitives import PRIMITIVES, Primitive, unbroadcast
+from descend.autodiff.primitives import PRIMITIVES, Primitive, register_primitive, unbroadcast
 from descend.autodiff.tensor import Tensor, apply, is_grad_enabled, no_grad
 
 __all__ = [
     "PRIMITIVES", "GradcheckResult", "Primitive", "Tensor", "abs", "apply", "backward", "clip",
     "concatenate", "exp", "grad", "gradcheck", "is_grad_enabled", "leaky_relu", "linear", "log",
-    "log_softmax", "matmul", "max", "mean", "no_grad", "relu", "reshape", "sigmoid", "softmax",
-    "sqrt", "sum", "tanh", "toposort", "transpose", "unbroadcast", "value_and_grad", "where",
+    "log_softmax", "matmul", "max", "mean", "no_grad", "register_primitive", "relu", "reshape",
+    "sigmoid", "softmax", "sqrt", "sum", "tanh", "toposort", "transpose", "unbroadcast",
+    "value_and_grad", "where",
 ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from descend.autodiff.tensor import Tensor
+from descend.autodiff.tensor import Tensor, _state
 
 
 def toposort(root: Tensor) -> list[Tensor]:
@@ -47,18 +47,31 @@ def toposort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate_into_grad(tensor: Tensor, g: np.ndarray, handed_out: set[int]) -> None:
+def leaf_grad(g, data: np.ndarray, handed_out: set[int]) -> np.ndarray:
+    """The array a leaf whose values are ``data`` receives as its gradient ``g``: an ndarray of
+    ``data``'s dtype and shape that no other leaf holds (``handed_out``: the ids given so far).
+
+    Examples
+    --------
+    >>> leaf_grad(np.float64(2.0), np.zeros(3, np.float32), set())
+    array([2., 2., 2.], dtype=float32)
+    """
     if not isinstance(g, np.ndarray):  # NumPy gives scalars for 0-d results
         g = np.asarray(g)
-    if g.dtype != tensor.data.dtype:
-        g = g.astype(tensor.data.dtype)
+    if g.dtype != data.dtype:
+        g = g.astype(data.dtype)
     elif not g.flags.writeable or not g.flags.owndata or id(g) in handed_out:
         # A broadcast view, a view into another gradient (reshape/transpose vjps return views),
         # or an array another tensor's .grad already holds: give this one its own.
         g = g.copy()
-    if g.shape != tensor.data.shape:
-        g = np.broadcast_to(g, tensor.data.shape).copy()
+    if g.shape != data.shape:
+        g = np.broadcast_to(g, data.shape).copy()
     handed_out.add(id(g))
+    return g
+
+
+def _accumulate_into_grad(tensor: Tensor, g: np.ndarray, handed_out: set[int]) -> None:
+    g = leaf_grad(g, tensor.data, handed_out)
     tensor.grad = g if tensor.grad is None else tensor.grad + g
 
 
@@ -80,6 +93,44 @@ def backward(root: Tensor, grad=None) -> None:
     >>> w.grad
     array([3., 3.])
     """
+    grad = _seed(root, grad)
+    # descend.compile records this pass (tracer) to replay it without tensors: every vjp and
+    # every sum of two contributions, in this order.
+    tracer = _state.tracer
+    if tracer is not None:
+        tracer.seed(root, grad)
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    handed_out: set[int] = set()
+    for node in reversed(toposort(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if node._prim is None or node._retain:
+            _accumulate_into_grad(node, g, handed_out)
+            if tracer is not None:
+                tracer.leaf(node, g)
+        if node._prim is None:
+            continue
+        parents = node._parents
+        needs = tuple(p is not None for p in parents)
+        input_grads = node._prim.vjp(g, node.data, needs, *node._inputs, **node._params)
+        if tracer is not None:
+            tracer.vjp(node, g, needs, input_grads)
+        for parent, dp in zip(parents, input_grads, strict=True):
+            if parent is None:
+                continue
+            key = id(parent)
+            previous = grads.get(key)
+            if previous is None:
+                grads[key] = dp
+            else:
+                grads[key] = total = previous + dp
+                if tracer is not None:
+                    tracer.accumulate(previous, dp, total)
+
+
+def _seed(root: Tensor, grad) -> np.ndarray:
+    """dC/d(root) as an array of root's shape and dtype: 1 for a one-element root."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward() needs a result that depends on a tensor with requires_grad=True; "
@@ -99,23 +150,4 @@ def backward(root: Tensor, grad=None) -> None:
             raise ValueError(
                 f"backward(grad=...) needs the shape of the result {root.shape}, got {grad.shape}"
             )
-
-    grads: dict[int, np.ndarray] = {id(root): grad}
-    handed_out: set[int] = set()
-    for node in reversed(toposort(root)):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        if node._prim is None or node._retain:
-            _accumulate_into_grad(node, g, handed_out)
-        if node._prim is None:
-            continue
-        parents = node._parents
-        needs = tuple(p is not None for p in parents)
-        input_grads = node._prim.vjp(g, node.data, needs, *node._inputs, **node._params)
-        for parent, dp in zip(parents, input_grads, strict=True):
-            if parent is None:
-                continue
-            key = id(parent)
-            previous = grads.get(key)
-            grads[key] = dp if previous is None else previous + dp
+    return grad

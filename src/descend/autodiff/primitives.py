@@ -11,6 +11,11 @@ Every differentiable operation in descend is one row of :data:`PRIMITIVES`. A ro
 The vjps only read their arguments and may return ``g`` itself (no copy), so one gradient array
 can be shared by two inputs; :mod:`descend.autodiff.backward` copies before anything could write
 to it.
+
+Some rows take an optional ``out=``: the forward's result (or, for a vjp, a tuple with one array
+or None per input) is written into arrays the caller gives, by the same formula, so that the
+compiled step (:mod:`descend.compile`) can reuse its buffers from one update to the next. The
+formula is written once: without ``out`` the same code allocates its result.
 Broadcasting is undone in one place, :func:`unbroadcast`.
 """
 
@@ -101,12 +106,30 @@ def _matmul_vjp(g, ans, needs, x, y):
     return dx, dy
 
 
-def _linear_vjp(g, ans, needs, x, w, b):
+def _out(out, i):
+    """The ``i``-th array of a vjp's ``out`` tuple (None: allocate)."""
+    return None if out is None else out[i]
+
+
+def _inplace(op, a, b):
+    """``op(a, b)``, written into ``a`` when ``a`` is an array of the result's dtype (the same
+    numbers as a new array: in place only saves the allocation)."""
+    if isinstance(a, np.ndarray) and np.result_type(a, b) == a.dtype:
+        return op(a, b, out=a)
+    return op(a, b)
+
+
+def _linear(x, w, b, out=None):
+    # z = x @ W + b; the bias added in place to the fresh product (or to out)
+    return _inplace(np.add, np.dot(x, w, out=out), b)
+
+
+def _linear_vjp(g, ans, needs, x, w, b, out=None):
     # z = x @ W + b  ->  dC/dx = g W^T,  dC/dW = x^T g,  dC/db = sum of g over the samples.
     # np.dot goes straight to BLAS gemm; np.matmul takes a slow path for the rank-1 case (batch 1).
-    dx = np.dot(g, w.T) if needs[0] else None
-    dw = np.dot(x.T, g) if needs[1] else None
-    db = g.sum(axis=0) if needs[2] else None
+    dx = np.dot(g, w.T, out=_out(out, 0)) if needs[0] else None
+    dw = np.dot(x.T, g, out=_out(out, 1)) if needs[1] else None
+    db = np.add.reduce(g, axis=0, out=_out(out, 2)) if needs[2] else None
     return dx, dw, db
 
 
@@ -146,10 +169,20 @@ def _power_vjp(g, ans, needs, x, y):
     return dx, dy
 
 
-def _stable_sigmoid(x):
+def _stable_sigmoid(x, out=None):
     # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: exp never overflows.
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    return np.divide(np.where(x >= 0, 1.0, e), 1.0 + e, out=out)
+
+
+def _sigmoid_vjp(g, ans, needs, x, out=None):
+    # g * s * (1 - s), in that order
+    return (_inplace(np.multiply, np.multiply(g, ans, out=_out(out, 0)), 1 - ans),)
+
+
+def _tanh_vjp(g, ans, needs, x, out=None):
+    # g * (1 - a * a)
+    return (np.multiply(g, 1 - ans * ans, out=_out(out, 0)),)
 
 
 def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -181,8 +214,9 @@ def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x.max(axis=axis, keepdims=True)
 
 
-def _softmax(x, axis=-1):
-    e = np.exp(x - max_keepdims(x, axis))
+def _softmax(x, axis=-1, out=None):
+    e = np.subtract(x, max_keepdims(x, axis), out=out)
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -201,14 +235,14 @@ def _labels_to_onehot(target, n_classes, dtype):
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
     logp = _log_softmax(z, axis=-1)
-    if target.ndim == 1:  # integer labels
-        return -logp[np.arange(z.shape[0]), target].mean()
+    if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
+        return -(np.add.reduce(logp[np.arange(z.shape[0]), target]) / z.shape[0])
     return -(target * logp).sum() / z.shape[0]
 
 
-def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None):
+def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
     # The fused gradient: dC/dz = (softmax(z) - y) / n.
-    p = _softmax(z, axis=-1)
+    p = _softmax(z, axis=-1, out=_out(out, 0))
     if target.ndim == 1:
         p[np.arange(z.shape[0]), target] -= 1
     else:
@@ -220,12 +254,14 @@ def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None):
 def _sigmoid_binary_cross_entropy(z, target=None):
     # C = mean(log(1 + e^z) - z y), the form of -y log s - (1-y) log(1-s) with s = sigmoid(z);
     # np.logaddexp(0, z) computes log(1 + e^z) stably, as max(z, 0) + log(1 + e^-|z|).
-    return (np.logaddexp(0, z) - z * target).mean()
+    terms = np.logaddexp(0, z) - z * target
+    return np.add.reduce(terms, axis=None) / terms.size  # what ndarray.mean computes
 
 
-def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None):
+def _sigmoid_binary_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
     # The fused gradient: dC/dz = (sigmoid(z) - y) / N over all N entries.
-    return ((_stable_sigmoid(z) - target) * (g / z.size),)
+    d = _inplace(np.subtract, _stable_sigmoid(z, out=_out(out, 0)), target)
+    return (_inplace(np.multiply, d, g / z.size),)
 
 
 def _inverse_axes(axes, ndim):
@@ -255,7 +291,7 @@ _TABLE = [
     ("power", np.power, _power_vjp),
     ("negative", np.negative, lambda g, ans, n, x: (-g,)),
     ("matmul", np.matmul, _matmul_vjp),
-    ("linear", lambda x, w, b: np.dot(x, w) + b, _linear_vjp),
+    ("linear", _linear, _linear_vjp),
     ("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
      lambda g, ans, n, x, axis=None, keepdims=False:
         (np.broadcast_to(_expand_reduced(g, x.shape, axis, keepdims), x.shape),)),
@@ -280,11 +316,12 @@ _TABLE = [
     ("clip", lambda x, low=None, high=None: np.clip(x, low, high),
      lambda g, ans, n, x, low=None, high=None: (g * _inside(x, low, high),)),
     # Activations. ReLU has its own vjp: the gradient is 0 at exactly 0, never one half.
-    ("relu", lambda x: np.maximum(x, 0), lambda g, ans, n, x: (g * (x > 0),)),
+    ("relu", lambda x, out=None: np.maximum(x, 0, out=out),
+     lambda g, ans, n, x, out=None: (np.multiply(g, x > 0, out=_out(out, 0)),)),
     ("leaky_relu", lambda x, negative_slope=0.01: np.where(x > 0, x, x * negative_slope),
      lambda g, ans, n, x, negative_slope=0.01: (np.where(x > 0, g, g * negative_slope),)),
-    ("sigmoid", _stable_sigmoid, lambda g, ans, n, x: (g * ans * (1 - ans),)),
-    ("tanh", np.tanh, lambda g, ans, n, x: (g * (1 - ans * ans),)),
+    ("sigmoid", _stable_sigmoid, _sigmoid_vjp),
+    ("tanh", np.tanh, _tanh_vjp),
     ("softmax", _softmax,
      lambda g, ans, n, x, axis=-1: (ans * (g - (g * ans).sum(axis=axis, keepdims=True)),)),
     ("log_softmax", _log_softmax,
@@ -296,7 +333,55 @@ _TABLE = [
 ]  # fmt: skip
 
 PRIMITIVES: dict[str, Primitive] = {name: Primitive(name, f, v) for name, f, v in _TABLE}
-"""Every primitive by name."""
+"""Every primitive by name (the built-in rows and those added by :func:`register_primitive`)."""
+
+BUILTIN: tuple[str, ...] = tuple(name for name, _, _ in _TABLE)
+"""The names of the built-in rows."""
+
+
+def register_primitive(name: str, forward: Callable, vjp: Callable) -> Primitive:
+    """Add a row to the table: a new differentiable operation, usable by the graph and compiled.
+
+    Parameters
+    ----------
+    name : str
+        A name not in the table yet.
+    forward : callable ``(*inputs, **params) -> ndarray``
+        Plain NumPy on arrays.
+    vjp : callable ``(g, ans, needs, *inputs, **params) -> tuple``
+        The gradient with respect to each input, given ``g = dC/dans`` (see the module doc);
+        ``None`` where ``needs[i]`` is False.
+
+    Returns
+    -------
+    Primitive
+        Apply it with :func:`descend.autodiff.apply`.
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> softplus = register_primitive(
+    ...     "softplus_example", lambda x: np.logaddexp(0, x),
+    ...     lambda g, ans, needs, x: (g * _stable_sigmoid(x),))
+    >>> ds.autodiff.apply(softplus, np.zeros(2)).data
+    array([0.69314718, 0.69314718])
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if name in PRIMITIVES:
+        raise ValueError(
+            f"a primitive named {name!r} is already in the table; choose another name (the "
+            "table's rows are never replaced)"
+        )
+    if not callable(forward) or not callable(vjp):
+        raise TypeError(
+            f"forward and vjp must be callables, got {type(forward).__name__} and "
+            f"{type(vjp).__name__}"
+        )
+    prim = Primitive(name, forward, vjp)
+    PRIMITIVES[name] = prim
+    return prim
+
 
 stable_sigmoid = _stable_sigmoid
 softmax_array = _softmax

@@ -10,7 +10,16 @@ import numpy as np
 
 from descend.autodiff.primitives import PRIMITIVES, Primitive
 
-_state = threading.local()
+
+class _State(threading.local):
+    """Per thread: whether a graph is recorded, and the tracer of :mod:`descend.compile` while
+    it records one eager step (it sees every primitive call, with or without a graph)."""
+
+    enabled = True
+    tracer = None
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
@@ -23,7 +32,7 @@ def is_grad_enabled() -> bool:
     ...     print(ds.autodiff.is_grad_enabled())
     False
     """
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 @contextmanager
@@ -85,6 +94,9 @@ def apply(prim: Primitive, *args, **params) -> Tensor:
     result.data = out
     result.grad = None
     result._retain = False
+    tracer = _state.tracer
+    if tracer is not None:
+        tracer.forward(prim, args, inputs, params, out)
     if is_grad_enabled():
         parents = tuple(a if isinstance(a, Tensor) and a.requires_grad else None for a in args)
         if any(p is not None for p in parents):

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from descend._parallel import split_rows
 from descend.cluster.worker import ShardWorker
+from descend.compile.backend import split_rows
 from descend.nn.module import Module
 
 RAY_HINT = "install it with: pip install 'descend[ray]'"

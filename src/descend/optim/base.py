@@ -335,7 +335,12 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(args)})"
 
     # ------------------------------------------------------------------ the step
-    def step(self, params: Iterable[Parameter] | Mapping[str, Parameter]) -> None:
+    def step(
+        self,
+        params: Iterable[Parameter] | Mapping[str, Parameter],
+        *,
+        products: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         """Update every parameter that has a gradient, in place, by one step of the rule.
 
         Parameters
@@ -343,6 +348,11 @@ class Optimizer:
         params : iterable of parameters, or a mapping name -> parameter (its values are used)
             The same parameters, in the same order, at every step. A parameter whose ``.grad``
             is None is skipped and its state left as it is.
+        products : mapping of int to (a, b), optional
+            Parameters (by position) whose gradient is the product ``a.T @ b``, given as its two
+            factors and never written out: the rule takes its step from them
+            (:meth:`step_from_product`). Only for a rule whose :attr:`folds_products` is True
+            (the compiled step's ``fold_gd`` rewrite uses it).
 
         Raises
         ------
@@ -363,6 +373,8 @@ class Optimizer:
         """
         params = self._prepare(params)
         lr = self.lr
+        if products:
+            self._check_folds()
         scale = None
         if self.clip_norm is not None:
             coefficient = clip_coefficient(global_grad_norm(params), self.clip_norm)
@@ -373,6 +385,9 @@ class Optimizer:
         for i, p in enumerate(params):
             grad = p.grad
             if grad is None:
+                if products and i in products:
+                    self.step_from_product(p.data, *products[i], lr)
+                    updated = True
                 continue
             theta = p.data
             g = self._effective_grad(i, theta, grad, scale)
@@ -381,10 +396,25 @@ class Optimizer:
         if updated:
             self._iterations += 1
 
-    def _count_step(self) -> None:
-        """Count one step whose update was applied elsewhere: ``fit``'s fused step applies plain
-        gradient descent itself, and the learning-rate schedule must still advance."""
-        self._iterations += 1
+    @property
+    def folds_products(self) -> bool:
+        """Whether this rule can take its step from a gradient given as a product ``a.T @ b``
+        (:meth:`step_from_product`); False for every rule but plain gradient descent."""
+        return False
+
+    def step_from_product(self, theta: np.ndarray, a: np.ndarray, b: np.ndarray, lr: float) -> None:
+        """One step of the rule on ``theta`` whose gradient is ``a.T @ b``, not written out.
+
+        Only rules with :attr:`folds_products` implement it (``GD.step_from_product``).
+        """
+        raise TypeError(f"{type(self).__name__} cannot take its step from a product")
+
+    def _check_folds(self) -> None:
+        if not self.folds_products:
+            raise TypeError(
+                f"products= was given to {type(self).__name__}.step, whose rule cannot take its "
+                "step from a product (folds_products is False); give the gradients in .grad"
+            )
 
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
@@ -426,7 +456,7 @@ class Optimizer:
         """List the parameters; make the state on the first step, else check it still fits."""
         checked = self._checked
         if checked is not None and params is checked[0]:
-            # The same list with the same arrays as the step before (fit's loop, the fused
+            # The same list with the same arrays as the step before (fit's loop, the compiled
             # step's reused gradient buffers): already checked, nothing can have changed shape.
             pairs = zip(params, checked[1], strict=True)
             if all(p.data is d and p.grad is g for p, (d, g) in pairs):

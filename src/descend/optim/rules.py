@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from descend._blas import axpy
+from descend.compile.backend import Axpy, GemmUpdate, axpy
 from descend.optim import _checks
 from descend.optim.base import LearningRate, Optimizer
 
@@ -64,8 +64,46 @@ class GD(Optimizer):
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:
-        # theta <- theta - lr * g   (one BLAS axpy: theta += (-lr) g)
-        axpy(-lr, g, theta, tmp)
+        # theta <- theta - lr * g   (one BLAS axpy: theta += (-lr) g); the call is bound once
+        # for a gradient array that comes back at every step (the compiled step's buffers)
+        bound = state.get("axpy")
+        if bound is None or bound.x is not g or bound.y is not theta:
+            bound = state["axpy"] = Axpy(g, theta)
+        bound(-lr)
+
+    @property
+    def folds_products(self) -> bool:
+        """True for plain gradient descent (no clipping, which needs every gradient's norm, no
+        weight decay, and not a subclass with a rule of its own)."""
+        return type(self)._update is GD._update and self.clip_norm is None and not self.weight_decay
+
+    def step_from_product(self, theta: np.ndarray, a: np.ndarray, b: np.ndarray, lr: float) -> None:
+        r"""This rule's step for a gradient given as the product ``a.T @ b``, not written out.
+
+        .. math:: \theta \leftarrow \theta - \mathrm{lr}\, a^T b
+
+        one BLAS ``gemm`` that adds ``-lr a^T b`` to ``theta`` (``ger`` for one row): the
+        weight-gradient product of a layer ``z = a @ W`` with ``b = dC/dz``, folded into the
+        update. Equal to ``theta -= lr * (a.T @ b)`` up to rounding.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> theta = np.ones((2, 2))
+        >>> GD(0.5).step_from_product(theta, np.ones((1, 2)), np.ones((1, 2)), 0.5)
+        >>> theta
+        array([[0.5, 0.5],
+               [0.5, 0.5]])
+        """
+        # the BLAS call is bound to theta once (its address looked up once, as for axpy)
+        bound = self._gemms.get(id(theta))
+        if bound is None or bound.c is not theta:
+            bound = self._gemms[id(theta)] = GemmUpdate(theta)
+        bound(-lr, a, b)
+
+    def reset(self) -> None:
+        super().reset()
+        self._gemms: dict[int, GemmUpdate] = {}
 
 
 SGD = GD

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from descend.compile import backend
 from descend.playground.session import (
     FitSteps,
     PlaygroundError,
     Session,
     _number,
     _rounded,
-    blas_backend,
 )
 
 __all__ = ["Race", "minima"]
@@ -74,7 +74,7 @@ class Race:
         import descend as ds
 
         try:
-            with blas_backend().blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
+            with backend.blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
                 value = float(ds.evaluate(model, self.X, self.y, loss=self.session.loss)["loss"])
         except (ValueError, FloatingPointError):  # the cost overflows: a diverging run
             return None

@@ -21,6 +21,7 @@ import numpy as np
 from descend.cli import data as data_module
 from descend.cli import train as train_cmd
 from descend.cli.errors import CLIError
+from descend.compile import backend
 
 __all__ = ["DATASETS", "DEFAULTS", "PlaygroundError", "Session"]
 
@@ -113,16 +114,6 @@ def _number(value: Any, name: str, low: float, high: float) -> float:
     return number
 
 
-def blas_backend():
-    """The module with descend's BLAS thread controls (``blas_threads``,
-    ``single_thread_if_small``), wherever this version of descend keeps it."""
-    try:
-        from descend.compile import backend
-    except ImportError:  # before the compiled step's backend module
-        from descend import _blas as backend
-    return backend
-
-
 class FitSteps:
     """descend's one-update step and its batches, set up exactly as ``ds.fit`` sets them up.
 
@@ -143,7 +134,7 @@ class FitSteps:
         size = ds.data.batches(X, y, batch_size=batch_size, shuffle=False).batch_size
         targets = self.trainer.prepare(X, y, size)
         self.batches = ds.data.batches(X, targets, batch_size=batch_size, shuffle=True, seed=seed)
-        self._threads = blas_backend().single_thread_if_small
+        self._threads = backend.single_thread_if_small
         self._flops = largest_matmul_flops(model, size)
         self._epoch = iter(self.batches)
 
@@ -451,7 +442,7 @@ class Session:
         # The views are small products: one BLAS thread. Several would spin on the other core
         # after each product, waiting for the next, and take it from the browser (measured on
         # 2 shared cores: 22 updates of 2-16-16-1 drawn per second before, 40 after).
-        with blas_backend().blas_threads(1):
+        with backend.blas_threads(1):
             if "boundary" in views and self.data.n_features == 2:
                 out["boundary"] = self.boundary()
             network = self.network() if "network" in views else None

@@ -532,7 +532,7 @@ class Checkpoint(Callback):
     True
     """
 
-    reads_gradients = False  # fit may apply plain GD inside its fused step
+    reads_gradients = False  # fit may fold plain GD into the weight product
 
     def __init__(
         self,

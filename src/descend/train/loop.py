@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from descend import losses, optim
-from descend._blas import single_thread_if_small
 from descend.cluster.ray import Ray
 from descend.cluster.trainer import ClusterTrainer
+from descend.compile.backend import single_thread_if_small
 from descend.data import batches as make_batches
 from descend.data.validation import as_generator
 from descend.nn.module import Module

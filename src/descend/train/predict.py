@@ -7,12 +7,14 @@ from collections.abc import Callable
 import numpy as np
 
 from descend import losses
-from descend._parallel import map_pieces, n_workers, split_rows
 from descend.autodiff.tensor import Tensor, no_grad
+from descend.compile import NotCompilable, compile_forward
+from descend.compile.backend import finite, map_pieces, n_workers, split_rows
 from descend.data import check_X_y
 from descend.data.validation import check_array, is_memory_mapped
 from descend.nn.dense import Dense
 from descend.nn.module import Module
+from descend.nn.sequential import Sequential
 from descend.train.checks import (
     check_features,
     check_metrics,
@@ -21,12 +23,16 @@ from descend.train.checks import (
     check_range,
     checked_targets,
 )
-from descend.train.fused import NonFiniteRows, compile_forward
 from descend.train.metrics import get_metrics
 
 
 def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     """The model's output for ``X``, as an array (class probabilities for a softmax output).
+
+    The forward pass runs as a compiled plan (:func:`descend.compile.compile_forward`: the
+    model's own calls of the primitives table, replayed chunk by chunk in reused buffers,
+    straight into the result, the chunks shared between the cores when each is large); a model
+    that cannot be compiled runs eagerly, chunk by chunk.
 
     Parameters
     ----------
@@ -48,45 +54,24 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     ((4, 3), True)
     """
     check_model(model)
-    forward = compile_forward(model)
-    # A Dense stack checks X for NaN and inf chunk by chunk, as it reads it (below).
-    X = check_array(X, finite=forward is None and not is_memory_mapped(X))
+    # A Dense stack's output is NaN or inf in every row where X is (NaN and inf propagate
+    # through every product and activation), so X is checked only when the output is not
+    # finite; any other model's X is checked first.
+    dense_stack = isinstance(model, Sequential) and all(type(m) is Dense for m in model.layers)
+    X = check_array(X, finite=not dense_stack and not is_memory_mapped(X))
     check_features(model, X, "X")
     dtype = model.dtype or np.float32
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size", "e.g. batch_size=1024")
     step = batch_size or len(X)
-    if forward is not None:
-        # A Dense stack: computed chunk by chunk in reused buffers, straight into the result,
-        # the chunks shared between the cores when each is large (see descend._parallel).
+    if len(X):
         flops = largest_matmul_flops(model, 1) or 0.0
         if batch_size is None and len(X) * flops >= 2 * PARALLEL_MIN_FLOPS:
             step = PREDICT_BLOCK_ROWS  # blocks the cores can share, and cache-sized
-        n_chunks = -(-len(X) // step)
-        workers = min(n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1, n_chunks)
-        # as many chunks for each core, none larger than the step: on two cores 49 chunks of
-        # 1,024 rows become 50 of 1,000, so that no core is left with one chunk more
-        n_chunks = -(-n_chunks // workers) * workers
-        chunks = split_rows(len(X), n_chunks)  # equal sizes, each at most the step
-        forwards = [forward] + [compile_forward(model) for _ in range(workers - 1)]
-        result = np.empty((len(X), model.layers[-1].out_features), dtype)
-
-        check = not is_memory_mapped(X)
-
-        def chunk(worker: int, i: int) -> None:
-            start, stop = chunks[i]
-            rows = chunk_rows(X, start, stop - start, dtype)
-            # NaN, inf and overflow are found and reported below, without NumPy's warnings
-            with np.errstate(over="ignore", invalid="ignore"):
-                forwards[worker](rows, out=result[start:stop], check_finite=check)
-
         try:
-            map_pieces(chunk, n_chunks, workers=workers)
-        except NonFiniteRows:
-            check_array(X, finite=True)  # raises, naming the first row that is not finite
-            raise
-        check_output(result, 0, "X")
-        return result
+            return _compiled_predict(model, X, step, flops, dtype)
+        except NotCompilable:
+            pass
     outputs = []
     with no_grad():
         for start in range(0, len(X), step):
@@ -95,6 +80,36 @@ def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
             check_output(out, start, "X")
             outputs.append(out)
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+def _compiled_predict(model: Module, X, step: int, flops: float, dtype) -> np.ndarray:
+    n_chunks = -(-len(X) // step)
+    workers = min(n_workers() if step * flops >= PARALLEL_MIN_FLOPS else 1, n_chunks)
+    # as many chunks for each core, none larger than the step: on two cores 49 chunks of
+    # 1,024 rows become 50 of 1,000, so that no core is left with one chunk more
+    n_chunks = -(-n_chunks // workers) * workers
+    chunks = split_rows(len(X), n_chunks)  # equal sizes, each at most the step
+    sizes = sorted({stop - start for start, stop in chunks}, reverse=True)
+    first = chunk_rows(X, 0, sizes[0], dtype)
+    forwards = [compile_forward(model, first) for _ in range(workers)]
+    for forward in forwards:  # every chunk shape traced here, not in the workers
+        for rows in sizes[1:]:
+            forward(first[:rows])
+    out = forwards[0].plan.slots[forwards[0].plan.output]
+    result = np.empty((len(X), *out.shape[1:]), out.dtype)
+
+    def chunk(worker: int, i: int) -> None:
+        start, stop = chunks[i]
+        rows = chunk_rows(X, start, stop - start, dtype)
+        # NaN, inf and overflow are found and reported below, without NumPy's warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            forwards[worker](rows, out=result[start:stop])
+
+    map_pieces(chunk, n_chunks, workers=workers)
+    if not finite(result):
+        check_array(X, finite=not is_memory_mapped(X))  # names the first row of X at fault
+        check_output(result, 0, "X")
+    return result
 
 
 # A chunk whose largest product has fewer FLOPs than this is computed on one core (handing it

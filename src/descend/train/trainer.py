@@ -22,8 +22,8 @@ import numpy as np
 
 from descend import losses, optim
 from descend.autodiff.tensor import Tensor
+from descend.compile import NotCompilable, compile_step
 from descend.nn.module import Module
-from descend.train._fused_shim import NotCompilable, compile_step
 from descend.train.checks import check_model, checked_targets, resolve_optimizer
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from descend._blas import blas_threads, release_idle_workers
+from descend.compile.backend.blas import blas_threads, release_idle_workers
 
 __all__ = ["map_pieces", "n_workers", "split_rows"]
 

@@ -1,0 +1,362 @@
+"""The compiled step and the compiled forward pass: plans traced once, replayed per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import isfinite
+
+import numpy as np
+
+from descend import losses
+from descend.autodiff.backward import leaf_grad
+from descend.compile import rewrites
+from descend.compile.backend import finite, n_workers, split_rows
+from descend.compile.plan import Plan
+from descend.compile.replay import Executor
+from descend.compile.trace import NotFinite, trace_forward, trace_step
+from descend.nn.activations import Activation, activation_name, get_activation
+from descend.nn.dense import Dense
+from descend.nn.sequential import Sequential
+
+__all__ = ["CompiledForward", "CompiledStep", "compile_forward", "compile_step"]
+
+# Plans kept per step: an epoch has at most two batch shapes (k rows and the remainder).
+_MAX_PLANS = 4
+# Traced plans of built-in architectures, by structure (see _structure): a new model of the
+# same layers, cost and batch shape (every fit call of a benchmark or a sweep) is not traced
+# again. Each step copies the plan before its rewrites, so no buffer is shared between models.
+_TRACED: dict[tuple, Plan] = {}
+_MAX_TRACED = 32
+
+
+def _structure(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> tuple | None:
+    """What a traced plan of a built-in architecture depends on, or None for any other model:
+    a Sequential of Dense and Activation layers with built-in activations, a built-in cost."""
+    if type(model) is not Sequential or loss_fn not in losses.LOSSES.values():
+        return None
+    layers = []
+    for layer in model.layers:
+        if type(layer) is Dense:
+            act, fn = layer.activation, layer.activation_fn
+            shape = (layer.weight.shape, layer.weight.dtype.str, layer.bias is not None)
+        elif type(layer) is Activation:
+            act, fn, shape = layer.activation, layer.fn, None
+        else:
+            return None
+        name = activation_name(act)
+        if name is None or get_activation(name) is not fn:
+            return None
+        layers.append((type(layer).__name__, name, shape))
+    y_dtype = getattr(yb, "dtype", None)
+    return (tuple(layers), loss_fn, xb.shape, xb.dtype.str, np.shape(yb), y_dtype)
+
+
+def _traced(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> Plan:
+    """``trace_step``, or a copy of the plan traced for a model of the same structure."""
+    key = _structure(model, loss_fn, xb, yb)
+    plan = _TRACED.get(key) if key is not None else None
+    if plan is None:
+        plan = trace_step(model, loss_fn, xb, yb)
+        if key is not None:
+            if len(_TRACED) >= _MAX_TRACED:
+                _TRACED.clear()
+            _TRACED[key] = plan
+    return plan.copy()
+
+
+def compile_step(
+    model,
+    loss_fn: Callable,
+    optimizer,
+    xb: np.ndarray,
+    yb: np.ndarray,
+    *,
+    rewrite: tuple[str, ...] | None = None,
+) -> CompiledStep:
+    """Compile one training step of ``model``, ``loss_fn`` and ``optimizer`` from a batch.
+
+    Traces one eager step on ``(xb, yb)`` (forward, cost, backward; nothing is updated) into a
+    plan of calls of the primitives table and returns a step that replays it, with the
+    rewrites of :mod:`descend.compile.rewrites`: ``step.run(xb, yb)`` does one update, as
+    ``zero_grad``, forward, cost, ``backward`` and ``optimizer.step`` would, and returns the
+    cost.
+
+    Parameters
+    ----------
+    model : Module
+    loss_fn : callable ``(pred, target) -> one-element Tensor``
+        A built-in cost (``ds.losses.get(name)``) or the user's own.
+    optimizer : Optimizer
+        The rule that makes every update (:meth:`~descend.optim.Optimizer.step`).
+    xb : ndarray of shape (n, ...)
+        A batch (its shape and dtype; another shape is traced again when it comes).
+    yb : ndarray of shape (n, ...)
+    rewrite : tuple of str, optional
+        The rewrites to apply, by name (default: all of :data:`~descend.compile.rewrites.ALL`;
+        ``()`` for none: the eager step's numbers bit for bit).
+
+    Returns
+    -------
+    CompiledStep
+
+    Raises
+    ------
+    NotCompilable
+        With the reason, when the step cannot be replayed (then train eagerly).
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> model = ds.nn.mlp([2, 3, 1], output_activation="sigmoid", seed=0)
+    >>> X, y = np.ones((4, 2), np.float32), np.array([0, 1, 1, 0])
+    >>> step = compile_step(model, ds.losses.binary_cross_entropy, ds.optim.GD(0.1), X, y)
+    >>> round(step.run(X, y), 4)
+    0.6966
+    >>> print(step.plan)  # doctest: +ELLIPSIS
+    forward:
+      z1 = x @ W1 + b1...
+    """
+    return CompiledStep(model, loss_fn, optimizer, xb, yb, rewrite=rewrite)
+
+
+class CompiledStep:
+    """One training update by replaying a traced plan (see :func:`compile_step`).
+
+    Attributes
+    ----------
+    plan : Plan
+        The plan of the batch shape last run (printable).
+    reads_grads : bool, default True
+        Whether something reads the parameters' ``.grad`` during training; set it to False
+        before the first :meth:`run` to allow the ``fold_gd`` rewrite (then :meth:`finish`
+        writes the folded weights' ``.grad``).
+    grads_finite : bool
+        False when the last :meth:`run` found a gradient that is not finite (then nothing was
+        updated).
+    targets_checked : bool
+        Set by the caller when every target was checked before training (the plan only
+        converts each batch's targets, as the cost does, and never checks them).
+    """
+
+    def __init__(self, model, loss_fn, optimizer, xb, yb, *, rewrite=None) -> None:
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.params = model.named_parameters()
+        self.param_list = list(self.params.values())
+        self.reads_grads = True
+        self.targets_checked = False
+        self.grads_finite = True
+        self.rewrite = rewrites.ALL if rewrite is None else tuple(rewrite)
+        unknown = set(self.rewrite) - set(rewrites.ALL)
+        if unknown:
+            raise ValueError(
+                f"rewrite names {sorted(unknown)} are not rewrites; choose from {rewrites.ALL}"
+            )
+        self._runners: dict[tuple, rewrites.Runner] = {}
+        self._blocks: dict[tuple, rewrites.Runner] = {}
+        self._shards_ok: bool | None = None if "shards" in self.rewrite else False
+        self._flops_per_row = _flops_per_row(model)
+        first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
+        self._pending: tuple | None = (_key(xb, yb), first)
+        self._last: rewrites.Runner | None = None
+        self._last_blocks: list[rewrites.Runner] = []
+        self._last_plan = first
+
+    @property
+    def plan(self) -> Plan:
+        """The plan of the batch shape last run (before the first run: as traced)."""
+        return self._last_plan
+
+    @property
+    def output(self) -> np.ndarray | None:
+        """The model's output for the last batch run (metrics read it)."""
+        if self._last is not None:
+            return self._last.output()
+        if self._last_blocks:  # the last batch ran in row blocks: their outputs, in order
+            return np.concatenate([runner.output() for runner in self._last_blocks])
+        return None
+
+    def _runner_for(self, xb: np.ndarray, yb: np.ndarray) -> rewrites.Runner:
+        key = _key(xb, yb)
+        runner = self._runners.get(key)
+        if runner is None:
+            pending, self._pending = self._pending, None
+            plan = pending[1] if pending and pending[0] == key else None
+            if plan is None:
+                plan = _traced(self.model, self.loss_fn, xb, yb)
+            if len(self._runners) >= _MAX_PLANS:
+                self._runners.clear()
+            runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
+        return runner
+
+    def block_runner(self, xb: np.ndarray, yb: np.ndarray, worker: int) -> rewrites.Runner:
+        """The runner of a row block's shape for ``worker`` (gradients only; traced in the
+        calling thread when new)."""
+        key = (worker, *_key(xb, yb))
+        runner = self._blocks.get(key)
+        if runner is None:
+            plan = _traced(self.model, self.loss_fn, xb, yb)
+            if "buffers" in self.rewrite:
+                rewrites.reuse_buffers(plan)
+            runner = self._blocks[key] = rewrites.Runner(plan, self.params)
+        return runner
+
+    def run(self, xb: np.ndarray, yb: np.ndarray) -> float:
+        """One update on the batch; returns its cost (before the update).
+
+        When the cost or a gradient is not finite, nothing is updated (``grads_finite`` says
+        which); the caller stops training.
+        """
+        try:
+            blocks = self._shard_blocks(xb, yb)
+            if blocks:
+                cost, grads = self._sharded(xb, yb, blocks)
+            else:
+                runner = self._last = self._runner_for(xb, yb)
+                self._last_plan = runner.plan
+                cost, grads = runner.gradients(xb, yb)
+        except NotFinite:  # a new shape's trace met values that are not finite: diverged
+            return float("nan")
+        if not isfinite(cost):
+            return cost
+        handed_out: set[int] = set()
+        all_finite = True
+        for p in self.param_list:
+            p.grad = None
+        for name, g in grads.items():
+            p = self.params[name]
+            p.grad = g = leaf_grad(g, p.data, handed_out)
+            all_finite = all_finite and finite(g)
+        runner = self._last
+        if not blocks:
+            all_finite = all_finite and runner.folded_finite()
+        self.grads_finite = all_finite
+        if all_finite:
+            if blocks:
+                self.optimizer.step(self.param_list)
+            else:
+                runner.update(self.optimizer, self.param_list)
+        return cost
+
+    def finish(self) -> None:
+        """Write the ``.grad`` of the weights whose update was folded into a product (their
+        gradient of the last update); call it when training ends."""
+        for runner in self._runners.values():
+            if runner is self._last:
+                runner.write_folded_grads()
+
+    # --- the shards rewrite --------------------------------------------------------------------
+    def _shard_blocks(self, xb: np.ndarray, yb: np.ndarray) -> int:
+        if self._shards_ok is False:
+            return 0
+        blocks = rewrites.shard_count(len(xb), self._flops_per_row)
+        if blocks and self._shards_ok is None:
+            self._shards_ok = self._shards_agree(xb, yb, blocks)
+        return blocks if self._shards_ok else 0
+
+    def _sharded(self, xb, yb, blocks: int) -> tuple[float, dict[str, np.ndarray]]:
+        ranges = split_rows(len(xb), blocks)
+        workers = min(n_workers(), blocks)
+        self._last_blocks = [  # traced here, not in the workers
+            self.block_runner(xb[start:stop], yb[start:stop], i % workers)
+            for i, (start, stop) in enumerate(ranges)
+        ]
+        parts = rewrites.parallel_shard_sums(self, xb, yb, blocks)
+        self._last = None
+        self._last_plan.rewrites[:] = [r for r in self._last_plan.rewrites if "shards" not in r]
+        self._last_plan.rewrites.append(f"shards ({blocks} row blocks, sums added in order)")
+        return rewrites.combine(parts)
+
+    def _shards_agree(self, xb, yb, blocks: int) -> bool:
+        """Whether the sum of the blocks' gradients equals the whole batch's: a built-in cost
+        (a mean over rows), and a model whose rows do not mix: known for a Sequential of Dense
+        and activation layers, else checked on this batch (within rounding)."""
+        if self.loss_fn not in losses.LOSSES.values():
+            return False
+        if _structure(self.model, self.loss_fn, xb, yb) is not None:
+            return True  # Dense and activation layers: each row's output depends on that row only
+        whole = _traced(self.model, self.loss_fn, xb, yb)
+        cost, grads = rewrites.Runner(whole, self.params).gradients(xb, yb)
+        self._last_plan = whole
+        for i, (start, stop) in enumerate(split_rows(len(xb), blocks)):
+            self.block_runner(xb[start:stop], yb[start:stop], i % min(n_workers(), blocks))
+        shard_cost, shard_grads = rewrites.combine(
+            rewrites.parallel_shard_sums(self, xb, yb, blocks)
+        )
+        tol = 1e-4 if xb.dtype == np.float32 else 1e-9
+        close = np.isclose(shard_cost, cost, rtol=tol)
+        for name, g in grads.items():
+            scale = float(np.abs(g).max()) or 1.0
+            close = close and bool(np.allclose(shard_grads[name], g, rtol=tol, atol=tol * scale))
+        return bool(close)
+
+
+def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:
+    return (xb.shape, xb.dtype.str, np.shape(yb), getattr(yb, "dtype", None))
+
+
+def _flops_per_row(model) -> float:
+    # the products of one row, forward: 2 per weight of a matrix (biases and vectors aside)
+    return 2.0 * sum(p.data.size for p in model.parameters() if p.data.ndim == 2)
+
+
+def compile_forward(model, X: np.ndarray) -> CompiledForward:
+    """Compile the model's forward pass (prediction) from a batch of inputs.
+
+    Parameters
+    ----------
+    model : Module
+    X : ndarray of shape (n, ...)
+
+    Returns
+    -------
+    CompiledForward
+        ``forward(X_chunk, out=None)`` gives the output for any number of rows (a new shape is
+        traced again).
+
+    Raises
+    ------
+    NotCompilable
+
+    Examples
+    --------
+    >>> import numpy as np, descend as ds
+    >>> model = ds.nn.mlp([4, 8, 3], output_activation="softmax", seed=0)
+    >>> X = np.ones((5, 4), np.float32)
+    >>> forward = compile_forward(model, X)
+    >>> bool(np.array_equal(forward(X), ds.predict(model, X)))
+    True
+    """
+    return CompiledForward(model, X)
+
+
+class CompiledForward:
+    """The model's output by replaying a traced forward plan (see :func:`compile_forward`)."""
+
+    def __init__(self, model, X: np.ndarray) -> None:
+        self.model = model
+        self.params = model.named_parameters()
+        self._executors: dict[tuple, Executor] = {}
+        self._executor_for(X)
+
+    def _executor_for(self, X: np.ndarray) -> Executor:
+        key = (X.shape, X.dtype.str)
+        executor = self._executors.get(key)
+        if executor is None:
+            plan = trace_forward(self.model, X)
+            if len(self._executors) >= _MAX_PLANS:
+                self._executors.clear()
+            rewrites.reuse_buffers(plan)
+            executor = self._executors[key] = Executor(plan, self.params)
+        return executor
+
+    @property
+    def plan(self) -> Plan:
+        return next(reversed(self._executors.values())).plan
+
+    def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        executor = self._executor_for(X)
+        result = executor(X)[executor.plan.output]
+        if out is None:
+            return result.copy()
+        np.copyto(out, result)
+        return out

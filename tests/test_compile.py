@@ -1,0 +1,344 @@
+"""The compiled step is derived from the eager graph: the same calls of the table, the same numbers.
+
+Each model here is trained side by side, eagerly (zero_grad, forward, cost, backward,
+optimizer.step) and by ``compile_step`` replaying its plan; costs, gradients and weights must
+agree (float64 within 1e-12, float32 within 1e-5; with no rewrite that reorders a sum, bit for
+bit).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import descend as ds
+from descend.autodiff import PRIMITIVES, apply, register_primitive
+from descend.compile import NotCompilable, compile_step
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+class Residual(ds.nn.Module):
+    """x -> x + W2 relu(W1 x + b1) + b2, then a softmax head: a residual block."""
+
+    def __init__(self, width: int, classes: int, dtype, seed: int = 0) -> None:
+        super().__init__()
+        self.inner = ds.nn.Dense(width, width, activation="relu", seed=seed, dtype=dtype)
+        self.back = ds.nn.Dense(width, width, seed=seed + 1, dtype=dtype)
+        self.head = ds.nn.Dense(width, classes, activation="softmax", seed=seed + 2, dtype=dtype)
+
+    def forward(self, x):
+        return self.head(self.back(self.inner(x)) + x)
+
+
+def _softplus_vjp(g, ans, needs, x):
+    return (g * PRIMITIVES["sigmoid"].forward(x),)
+
+
+SOFTPLUS = PRIMITIVES.get("softplus_test") or register_primitive(
+    "softplus_test", lambda x: np.logaddexp(0, x), _softplus_vjp
+)
+
+
+class SoftplusNet(ds.nn.Module):
+    """A hidden layer with a user-registered activation (its own forward and vjp)."""
+
+    def __init__(self, n_in: int, dtype) -> None:
+        super().__init__()
+        self.hidden = ds.nn.Dense(n_in, 6, seed=3, dtype=dtype)
+        self.out = ds.nn.Dense(6, 1, seed=4, dtype=dtype)
+
+    def forward(self, x):
+        return self.out(apply(SOFTPLUS, self.hidden(x)))
+
+
+class Shared(ds.nn.Module):
+    """One Dense layer applied twice (its weights used twice: their gradients add up)."""
+
+    def __init__(self, width: int, dtype) -> None:
+        super().__init__()
+        self.twice = ds.nn.Dense(width, width, activation="tanh", seed=5, dtype=dtype)
+        self.out = ds.nn.Dense(width, 1, seed=6, dtype=dtype)
+
+    def forward(self, x):
+        return self.out(self.twice(self.twice(x)))
+
+
+def huber_like(pred, target):
+    """A user's own cost: mean of sqrt(1 + (pred - target)^2) - 1."""
+    t = np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
+    d = pred - t
+    return ((d * d + 1.0).sqrt() - 1.0).mean()
+
+
+def _data(n, n_in, dtype, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in)).astype(dtype)
+    if kind == "classes":
+        return X, rng.integers(0, 3, n)
+    if kind == "binary":
+        return X, rng.integers(0, 2, n)
+    return X, rng.normal(size=n).astype(dtype)
+
+
+CASES = {
+    "mlp_softmax": (lambda d: ds.nn.mlp([5, 7, 3], output_activation="softmax", seed=0, dtype=d),
+                    "categorical_cross_entropy", "classes"),
+    "mlp_sigmoid": (lambda d: ds.nn.mlp([5, 7, 1], output_activation="sigmoid", seed=0, dtype=d),
+                    "binary_cross_entropy", "binary"),
+    "mlp_mse_tanh": (lambda d: ds.nn.mlp([5, 4, 4, 1], activation="tanh", seed=0, dtype=d),
+                     "mse", "values"),
+    "residual": (lambda d: Residual(5, 3, d), "categorical_cross_entropy", "classes"),
+    "user_activation": (lambda d: SoftplusNet(5, d), "mse", "values"),
+    "shared_weights": (lambda d: Shared(5, d), "mse", "values"),
+    "custom_cost": (lambda d: ds.nn.mlp([5, 6, 1], seed=0, dtype=d), huber_like, "values"),
+}  # fmt: skip
+
+
+def _eager_step(model, loss_fn, optimizer, X, y):
+    model.zero_grad()
+    cost = loss_fn(model(X), y)
+    cost.backward()
+    grads = {k: p.grad.copy() for k, p in model.named_parameters().items()}
+    optimizer.step(model.parameters())
+    return float(cost.data), grads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compiled_step_equals_the_eager_step_and_trains_to_the_same_weights(case, dtype):
+    build, loss, kind = CASES[case]
+    loss_fn = ds.losses.get(loss)
+    eager, compiled = build(dtype), build(dtype)
+    X, y = _data(12, 5, dtype, kind)
+    opt_e, opt_c = ds.optim.Adam(0.01), ds.optim.Adam(0.01)
+    step = compile_step(compiled, loss_fn, opt_c, X, y)
+    tol = TOL[dtype]
+    for i in range(4):
+        xb, yb = X[i % 2 * 6 : i % 2 * 6 + 6], y[i % 2 * 6 : i % 2 * 6 + 6]
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, xb, yb)
+        cost_c = step.run(xb, yb)
+        assert cost_c == pytest.approx(cost_e, rel=tol, abs=tol)
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    for (name, a), b in zip(compiled.named_parameters().items(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_operation_of_the_plan_is_a_row_of_the_table(case):
+    build, loss, kind = CASES[case]
+    X, y = _data(6, 5, np.float64, kind)
+    step = compile_step(build(np.float64), ds.losses.get(loss), ds.optim.GD(0.1), X, y)
+    assert step.plan.ops
+    for op in step.plan.ops:
+        assert PRIMITIVES[op.prim.name] is op.prim
+        assert op.kind in ("forward", "vjp", "accumulate")
+        if op.kind == "accumulate":
+            assert op.prim is PRIMITIVES["add"]
+
+
+def test_shared_weights_get_the_sum_of_both_uses():
+    X, y = _data(6, 5, np.float64, "values")
+    step = compile_step(Shared(5, np.float64), ds.losses.mse, ds.optim.GD(0.1), X, y)
+    assert any(op.kind == "accumulate" for op in step.plan.ops)
+
+
+def test_a_plan_is_traced_again_for_a_new_batch_shape_and_the_model_is_untouched_by_tracing():
+    model = ds.nn.mlp([5, 4, 1], seed=0, dtype=np.float64)
+    before = copy.deepcopy(model.state_dict())
+    X, y = _data(10, 5, np.float64, "values")
+    step = compile_step(model, ds.losses.mse, ds.optim.GD(0.1), X[:4], y[:4])
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert all(p.grad is None for p in model.parameters())
+    step.run(X[:4], y[:4])
+    step.run(X[4:], y[4:])  # 6 rows: another plan
+    assert step.plan.slots[0].shape == (6, 5)
+
+
+class NumpyInside(ds.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = ds.nn.Dense(3, 1, seed=0, dtype=np.float64)
+
+    def forward(self, x):
+        # computed outside the table: the trace cannot replay it for another batch
+        return self.layer(ds.Tensor(np.tanh(np.asarray(x))))
+
+
+def test_a_model_that_computes_outside_the_table_is_not_compilable_and_says_why():
+    X, y = _data(8, 3, np.float64, "values")
+    with pytest.raises(NotCompilable, match="outside the table"):
+        compile_step(NumpyInside(), ds.losses.mse, ds.optim.GD(0.1), X, y)
+
+
+def test_an_unregistered_primitive_is_not_compilable():
+    from descend.autodiff.primitives import Primitive
+
+    rogue = Primitive("rogue", lambda x: x * 2, lambda g, ans, needs, x: (2 * g,))
+
+    class Rogue(ds.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = ds.nn.Dense(3, 1, seed=0, dtype=np.float64)
+
+        def forward(self, x):
+            return apply(rogue, self.layer(x))
+
+    X, y = _data(8, 3, np.float64, "values")
+    with pytest.raises(NotCompilable, match="register_primitive"):
+        compile_step(Rogue(), ds.losses.mse, ds.optim.GD(0.1), X, y)
+
+
+def test_register_primitive_refuses_a_name_in_the_table():
+    with pytest.raises(ValueError, match="already in the table"):
+        register_primitive("relu", np.abs, lambda g, ans, needs, x: (g,))
+
+
+def test_print_plan_lists_forward_then_backward_lines():
+    model = ds.nn.mlp([5, 7, 3], output_activation="softmax", seed=0)
+    X, y = _data(6, 5, np.float32, "classes")
+    text = str(
+        compile_step(model, ds.losses.categorical_cross_entropy, ds.optim.GD(0.1), X, y).plan
+    )
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines[:3] == ["forward:", "z1 = x @ W1 + b1", "a1 = relu(z1)"]
+    assert "dC/dW1 = x.T @ dC/dz1" in text
+    assert lines.index("backward:") > lines.index("a1 = relu(z1)")
+
+
+# --- the rewrites, each against the eager step ---------------------------------------------------
+
+
+@pytest.mark.parametrize("rewrite", [(), ("buffers",)])
+@pytest.mark.parametrize("case", ["mlp_softmax", "mlp_sigmoid", "mlp_mse_tanh", "residual"])
+def test_no_rewrite_and_buffer_reuse_give_the_eager_numbers_bit_for_bit(case, rewrite):
+    build, loss, kind = CASES[case]
+    loss_fn = ds.losses.get(loss)
+    eager, compiled = build(np.float32), build(np.float32)
+    X, y = _data(12, 5, np.float32, kind)
+    opt_e, opt_c = ds.optim.Momentum(0.05), ds.optim.Momentum(0.05)
+    step = compile_step(compiled, loss_fn, opt_c, X, y, rewrite=rewrite)
+    for _ in range(3):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == cost_e
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_array_equal(p.grad, grads_e[name])
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    marked = [op for op in step.plan.ops if "buffers" in op.marks]
+    assert bool(marked) == ("buffers" in rewrite)
+    if rewrite:  # the same arrays at every update: nothing allocated for them
+        grads_before = [p.grad for p in compiled.parameters()]
+        step.run(X, y)
+        assert all(p.grad is g for p, g in zip(compiled.parameters(), grads_before, strict=True))
+
+
+def _wide(dtype):
+    # more than 32,768 parameters, and a first weight larger than its factors at 8 rows
+    return ds.nn.mlp([200, 180, 3], output_activation="softmax", seed=0, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype):
+    X, y = _data(8, 200, dtype, "classes")
+    loss_fn = ds.losses.categorical_cross_entropy
+    eager, compiled = _wide(dtype), _wide(dtype)
+    opt_e, opt_c = ds.optim.GD(0.1), ds.optim.GD(0.1)
+    step = compile_step(compiled, loss_fn, opt_c, X, y, rewrite=("buffers", "fold_gd"))
+    step.reads_grads = False
+    for _ in range(5):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == pytest.approx(cost_e, rel=TOL[dtype])
+    assert "0.weight" in step.plan.folded and "1.weight" not in step.plan.folded
+    assert "fold_gd" in str(step.plan)
+    assert compiled.layers[0].weight.grad is None  # not written out during training
+    step.finish()
+    tol = TOL[dtype]
+    for name, p in compiled.named_parameters().items():
+        np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol)
+    assert opt_c.iterations == opt_e.iterations == 5  # the rule counted every update
+
+
+def test_gd_is_not_folded_while_something_reads_grad_nor_for_other_rules():
+    X, y = _data(8, 200, np.float32, "classes")
+    loss_fn = ds.losses.categorical_cross_entropy
+    step = compile_step(_wide(np.float32), loss_fn, ds.optim.GD(0.1), X, y)
+    step.run(X, y)  # reads_grads stays True
+    assert not step.plan.folded
+    step = compile_step(_wide(np.float32), loss_fn, ds.optim.Adam(0.1), X, y)
+    step.reads_grads = False
+    step.run(X, y)
+    assert not step.plan.folded
+
+
+def test_gd_step_from_product_is_the_rule_and_other_rules_refuse_products():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    w1 = ds.Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    w2 = ds.Tensor(w1.data.copy(), requires_grad=True)
+    w2.grad = a.T @ b
+    ds.optim.GD(0.1).step([w1], products={0: (a, b)})
+    ds.optim.GD(0.1).step([w2])
+    np.testing.assert_allclose(w1.data, w2.data, rtol=1e-14)
+    with pytest.raises(TypeError, match="cannot take its step from a product"):
+        ds.optim.Adam(0.1).step([w1], products={0: (a, b)})
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    from descend.compile import rewrites
+
+    monkeypatch.setattr(rewrites, "SHARD_MIN_ROWS", 64)
+    monkeypatch.setattr(rewrites, "SHARD_MIN_FLOPS", 0)
+    monkeypatch.setattr(rewrites, "SHARD_ROWS", 32)
+    monkeypatch.setenv("DESCEND_THREADS", "2")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_of_per_shard_gradients_equals_the_eager_step(small_shards, dtype):
+    X, y = _data(100, 5, dtype, "classes")
+    build, loss, _ = CASES["residual"]
+    loss_fn = ds.losses.get(loss)
+    eager, compiled = build(dtype), build(dtype)
+    opt_e, opt_c = ds.optim.Adam(0.01), ds.optim.Adam(0.01)
+    step = compile_step(compiled, loss_fn, opt_c, X, y)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for _ in range(3):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == pytest.approx(cost_e, rel=tol)
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    assert any("shards (4 row blocks" in r for r in step.plan.rewrites)
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol)
+
+
+def test_shard_sums_entry_point_adds_up_to_the_whole_batch():
+    from descend.compile import combine, shard_sums
+
+    X, y = _data(30, 5, np.float64, "values")
+    model = ds.nn.mlp([5, 4, 1], seed=0, dtype=np.float64)
+    step = compile_step(model, ds.losses.mse, ds.optim.GD(0.1), X, y)
+    parts = shard_sums(step, X, y, 4)
+    assert [p.rows for p in parts] == [8, 8, 7, 7]
+    cost, grads = combine(parts)
+    model.zero_grad()
+    whole = ds.losses.mse(model(X), y)
+    whole.backward()
+    assert cost == pytest.approx(float(whole.data), rel=1e-12)
+    for name, p in model.named_parameters().items():
+        np.testing.assert_allclose(grads[name], p.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_a_cost_that_is_not_a_mean_over_rows_is_never_sharded(small_shards):
+    X, y = _data(100, 5, np.float64, "values")
+    step = compile_step(ds.nn.mlp([5, 6, 1], seed=0, dtype=np.float64), huber_like,
+                        ds.optim.GD(0.1), X, y)  # fmt: skip
+    step.run(X, y)
+    assert not any("shards" in r for r in step.plan.rewrites)
