@@ -14,3 +14,13 @@ def blobs():
     y = np.repeat(np.arange(3), 50)
     X = (centres[y] + rng.normal(scale=0.6, size=(150, 2))).astype(np.float32)
     return X, y
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the cluster tests of this test process (they share it:
+    the ``ray`` xdist group); skipped where ray is not installed."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    return ray

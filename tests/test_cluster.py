@@ -21,13 +21,6 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    return ray
-
-
 def _data(n=61, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))

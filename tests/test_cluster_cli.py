@@ -19,13 +19,6 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    return ray
-
-
 def test_sweep_from_a_toml_file_on_two_workers_equals_the_serial_sweep(local_ray, tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text('data = "moons"\nhidden = [4]\nlrs = [0.05, 0.5]\nbatches = ["full", 16]\n'

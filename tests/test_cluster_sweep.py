@@ -16,9 +16,8 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+def local_ray(local_ray):
+    """Here the fixture is descend's handle on the shared local instance."""
     return ds.cluster.Ray(workers=2)
 
 

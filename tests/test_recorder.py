@@ -51,13 +51,13 @@ def test_every_k_keeps_the_end(data):
     assert rec.snapshot_steps.tolist() == [0, 5, 10, 12]
 
 
-def test_fused_and_graph_paths_record_the_same(data):
-    # The fused step reuses its .grad buffers: the recorder must reduce them in on_step_end.
+def test_compiled_and_eager_paths_record_the_same(data):
+    # The compiled step reuses its .grad buffers: the recorder must reduce them in on_step_end.
     X, y = data
     recs = []
-    for fused in (True, False):
+    for compiled in (True, False):
         rec = ds.Recorder()
-        _fit(_model(), X, y, rec, fused=fused)
+        _fit(_model(), X, y, rec, compile=compiled)
         recs.append(rec)
     np.testing.assert_array_equal(recs[0].snapshots, recs[1].snapshots)
     for layer in ("0", "1"):
