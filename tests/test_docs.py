@@ -239,7 +239,8 @@ def _public_names() -> list[tuple[str, str, str]]:
     """(package, name, the object's own name) of every public function and class."""
     packages = ["descend", "descend.autodiff", "descend.nn", "descend.losses", "descend.optim",
                 "descend.data", "descend.train", "descend.viz", "descend.experiments",
-                "descend.sklearn"]  # fmt: skip
+                "descend.sklearn", "descend.compile", "descend.cluster",
+                "descend.playground"]  # fmt: skip
     names = []
     for package in packages:
         module = importlib.import_module(package)

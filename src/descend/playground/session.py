@@ -127,7 +127,7 @@ class FitSteps:
     def __init__(self, model, loss: str, optimizer, X: np.ndarray, y: np.ndarray, batch_size,
                  seed: int) -> None:  # fmt: skip
         import descend as ds
-        from descend.train.predict import largest_matmul_flops
+        from descend.train.inference import largest_matmul_flops
 
         self.trainer = ds.train.Trainer(model, loss=loss, optimizer=optimizer)
         self.trainer.reads_grads = False

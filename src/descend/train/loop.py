@@ -11,7 +11,7 @@ One update is the Trainer's step, the textbook loop (see :mod:`descend.train.tra
 ``fit`` adds what is around it: the batches of each epoch, the records (``History``), the
 callbacks, the Ctrl-C guard, checkpoints and the watch for divergence. Its argument checks live
 in :mod:`~descend.train.checks`, resuming in :mod:`~descend.train.resume`, ``evaluate`` and
-``predict`` in :mod:`~descend.train.predict`.
+``predict`` in :mod:`~descend.train.inference`.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wa
 from descend.train.checkpoint import Checkpoint, TrainingState
 from descend.train.divergence import DivergenceWatch
 from descend.train.history import History
+from descend.train.inference import evaluate, largest_matmul_flops, predict, scores
 from descend.train.interrupt import DeferInterrupt
 from descend.train.metrics import get_metrics
-from descend.train.predict import evaluate, largest_matmul_flops, predict, scores
 from descend.train.resume import resume
 from descend.train.trainer import DivergenceError, Trainer
 
