@@ -456,13 +456,18 @@ class Optimizer:
         """List the parameters; make the state on the first step, else check it still fits."""
         checked = self._checked
         if checked is not None and params is checked[0]:
-            # The same list with the same arrays as the step before (fit's loop, the compiled
-            # step's reused gradient buffers): already checked, nothing can have changed shape.
-            pairs = zip(params, checked[1], strict=True)
-            if all(p.data is d and p.grad is g for p, (d, g) in pairs):
-                return params
+            # The same list object with the same arrays as the step before (fit's loop, the
+            # compiled step's reused gradient buffers): already checked, nothing can have
+            # changed shape. The list given is kept (not its copy), so this is found again.
+            listed, arrays = checked[1], checked[2]
+            if len(params) == len(arrays) and all(
+                p is q and p.data is d and p.grad is g
+                for p, q, (d, g) in zip(params, listed, arrays, strict=True)
+            ):
+                return listed
+        given = params if type(params) is list else None  # a generator is not seen twice
         params = self._prepare_and_check(params)
-        self._checked = (params, [(p.data, p.grad) for p in params])
+        self._checked = (given, params, [(p.data, p.grad) for p in params])
         return params
 
     def _prepare_and_check(self, params: Any) -> list[Any]:
