@@ -78,12 +78,25 @@ class Runner:
         self._folded = [
             (self._names.index(name), a, b, params[name]) for name, (a, b) in plan.folded.items()
         ]
+        # (parameter, gradient slot) of every gradient written out, and the parameters without
+        # one (folded, or not used): their .grad is None after an update
+        self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
+        self.ungraded = [p for name, p in params.items() if name not in plan.grads]
+        # set by the compiled step when every gradient array was handed to its parameter as it
+        # is (the reused buffers): [(parameter, slot, array, its flat view)], else None
+        self.handed: list | None = None
 
     def gradients(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The cost of the batch and every gradient that is written out, by parameter name."""
+        cost = self.cost(xb, yb)
+        env = self.executor.env
+        return cost, {name: env[s] for name, s in self.plan.grads.items()}
+
+    def cost(self, xb: np.ndarray, yb: np.ndarray) -> float:
+        """Run the plan on the batch; the cost (the gradients are in ``executor.env``)."""
         env = self.executor(xb, yb)
         self._ran = True
-        return float(env[self.plan.cost]), {name: env[s] for name, s in self.plan.grads.items()}
+        return float(env[self.plan.cost])
 
     def output(self) -> np.ndarray | None:
         if not self._ran or self.plan.output is None:

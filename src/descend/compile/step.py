@@ -213,29 +213,54 @@ class CompiledStep:
             else:
                 runner = self._last = self._runner_for(xb, yb)
                 self._last_plan = runner.plan
-                cost, grads = runner.gradients(xb, yb)
+                cost = runner.cost(xb, yb)
         except NotFinite:  # a new shape's trace met values that are not finite: diverged
             return float("nan")
         if not isfinite(cost):
             return cost
+        if blocks:
+            all_finite = self._hand_out([(self.params[name], g) for name, g in grads.items()])
+            self.grads_finite = all_finite
+            if all_finite:
+                self.optimizer.step(self.param_list)
+            return cost
+        all_finite = self._hand_out_runner(runner) and runner.folded_finite()
+        self.grads_finite = all_finite
+        if all_finite:
+            runner.update(self.optimizer, self.param_list)
+        return cost
+
+    def _hand_out(self, pairs: list) -> bool:
+        """Set every parameter's ``.grad`` (None where ``pairs`` has no gradient for it), as
+        the eager step would; whether every gradient is finite."""
         handed_out: set[int] = set()
         all_finite = True
         for p in self.param_list:
             p.grad = None
-        for name, g in grads.items():
-            p = self.params[name]
+        for p, g in pairs:
             p.grad = g = leaf_grad(g, p.data, handed_out)
             all_finite = all_finite and finite(g)
-        runner = self._last
-        if not blocks:
-            all_finite = all_finite and runner.folded_finite()
-        self.grads_finite = all_finite
-        if all_finite:
-            if blocks:
-                self.optimizer.step(self.param_list)
-            else:
-                runner.update(self.optimizer, self.param_list)
-        return cost
+        return all_finite
+
+    def _hand_out_runner(self, runner: rewrites.Runner) -> bool:
+        """:meth:`_hand_out` of a runner's gradients. When the last update handed out the
+        same arrays as they were (the reused buffers) and every ``.grad`` still holds them,
+        there is nothing to set: only their finiteness is checked, from views made once."""
+        env, handed = runner.executor.env, runner.handed
+        if (
+            handed is not None
+            and all(p.grad is g and env[s] is g for p, s, g, _ in handed)
+            and all(p.grad is None for p in runner.ungraded)
+        ):
+            return _all_finite(handed)
+        pairs = [(p, env[s]) for p, s in runner.grad_slots]
+        all_finite = self._hand_out(pairs)
+        if all(p.grad is g and g.flags.c_contiguous for p, g in pairs):
+            # given as they are (and their flat views are views): the next update may skip
+            runner.handed = [(p, s, env[s], env[s].reshape(-1)) for p, s in runner.grad_slots]
+        else:
+            runner.handed = None
+        return all_finite
 
     def finish(self) -> None:
         """Write the ``.grad`` of the weights whose update was folded into a product (their
@@ -288,6 +313,22 @@ class CompiledStep:
             scale = float(np.abs(g).max()) or 1.0
             close = close and bool(np.allclose(shard_grads[name], g, rtol=tol, atol=tol * scale))
         return bool(close)
+
+
+def _all_finite(handed: list) -> bool:
+    """Whether every gradient of ``handed`` is finite, as :func:`finite` of each says: when the
+    sum of their sums is finite, each sum is, hence each gradient (NaN and inf propagate);
+    else each is asked."""
+    total = 0.0
+    for _, _, _, flat in handed:
+        if flat.dtype.kind == "f":
+            total += float(_add_reduce(flat))
+    if isfinite(total):
+        return True
+    return all(finite(g) for _, _, g, _ in handed)
+
+
+_add_reduce = np.add.reduce
 
 
 def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:
