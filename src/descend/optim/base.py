@@ -382,6 +382,11 @@ class Optimizer:
                 scale = coefficient
         state, updated = self._state, False
         assert state is not None
+        # the gradient as it is, when neither clipping nor the L2 term changes it (see
+        # _effective_grad): then no call per parameter is needed to find that out
+        wd = 0.0 if self._decoupled_weight_decay else self.weight_decay
+        as_is = scale is None and wd == 0.0
+        scratch, update = self._scratch, self._update
         for i, p in enumerate(params):
             grad = p.grad
             if grad is None:
@@ -390,8 +395,9 @@ class Optimizer:
                     updated = True
                 continue
             theta = p.data
-            g = self._effective_grad(i, theta, grad, scale)
-            self._update(theta, g, state[i], lr, self._work(i, 0, theta))
+            g = grad if as_is else self._effective_grad(i, theta, grad, scale)
+            tmp = scratch[i][0]
+            update(theta, g, state[i], lr, self._work(i, 0, theta) if tmp is None else tmp)
             updated = True
         if updated:
             self._iterations += 1
