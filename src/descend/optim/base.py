@@ -185,6 +185,9 @@ class Optimizer:
         self._bound = True
         # The parameter list and arrays the last step checked (see _prepare).
         self._checked: tuple | None = None
+        # (the checked parameter list, the rule's step per parameter bound to its arrays):
+        # see _bound_steps
+        self._steps: tuple | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this optimizer is: numbers and arrays.
@@ -299,6 +302,7 @@ class Optimizer:
             self._scratch = [[None, None] for _ in range(n_params)]
             self._bound = False
             self._checked = None
+            self._steps = None
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
@@ -385,7 +389,16 @@ class Optimizer:
         # the gradient as it is, when neither clipping nor the L2 term changes it (see
         # _effective_grad): then no call per parameter is needed to find that out
         wd = 0.0 if self._decoupled_weight_decay else self.weight_decay
-        as_is = scale is None and wd == 0.0
+        as_is = scale is None and wd == 0.0 and not products
+        bound = self._steps
+        if as_is and bound is not None and bound[0] is params:
+            # the same checked list and arrays as the step that bound them: the rule's own
+            # step per parameter, without the loop's lookups
+            for step in bound[1]:
+                step(lr)
+            self._iterations += 1
+            return
+        self._steps = None
         scratch, update = self._scratch, self._update
         for i, p in enumerate(params):
             grad = p.grad
@@ -401,6 +414,15 @@ class Optimizer:
             updated = True
         if updated:
             self._iterations += 1
+            if as_is and all(p.grad is not None for p in params):
+                steps = self._bound_steps(params)
+                self._steps = None if steps is None else (params, steps)
+
+    def _bound_steps(self, params: list[Any]) -> list[Callable[[float], None]] | None:
+        """The rule's step of each parameter as a call ``f(lr)``, bound to the arrays the step
+        just used (its ``.data``, ``.grad`` and state): the next step on the same arrays calls
+        these and nothing else. None (the default): every step goes through :meth:`_update`."""
+        return None
 
     @property
     def folds_products(self) -> bool:
