@@ -255,17 +255,19 @@ class CompiledStep:
         same arrays as they were (the reused buffers) and every ``.grad`` still holds them,
         there is nothing to set: only their finiteness is checked, from views made once."""
         env, handed = runner.executor.env, runner.handed
-        if (
-            handed is not None
-            and all(p.grad is g and env[s] is g for p, s, g, _ in handed)
-            and all(p.grad is None for p in runner.ungraded)
-        ):
-            return _all_finite(handed)
+        if handed is not None and all(p.grad is None for p in runner.ungraded):
+            total = 0.0  # the sum of the gradients' sums: see _flat
+            for p, s, g, flat in handed:
+                if p.grad is not g or env[s] is not g:
+                    break
+                total += float(_add_reduce(flat))
+            else:
+                return isfinite(total) or all(finite(g) for _, _, g, _ in handed)
         pairs = [(p, env[s]) for p, s in runner.grad_slots]
         all_finite = self._hand_out(pairs)
         if all(p.grad is g and g.flags.c_contiguous for p, g in pairs):
             # given as they are (and their flat views are views): the next update may skip
-            runner.handed = [(p, s, env[s], env[s].reshape(-1)) for p, s in runner.grad_slots]
+            runner.handed = [(p, s, env[s], _flat(env[s])) for p, s in runner.grad_slots]
         else:
             runner.handed = None
         return all_finite
@@ -323,17 +325,11 @@ class CompiledStep:
         return bool(close)
 
 
-def _all_finite(handed: list) -> bool:
-    """Whether every gradient of ``handed`` is finite, as :func:`finite` of each says: when the
-    sum of their sums is finite, each sum is, hence each gradient (NaN and inf propagate);
-    else each is asked."""
-    total = 0.0
-    for _, _, _, flat in handed:
-        if flat.dtype.kind == "f":
-            total += float(_add_reduce(flat))
-    if isfinite(total):
-        return True
-    return all(finite(g) for _, _, g, _ in handed)
+def _flat(g: np.ndarray) -> np.ndarray:
+    """A flat view of gradient ``g`` whose sum, added to the others', proves them all finite
+    when the total is (each sum is then finite, and NaN and inf propagate into a sum; else
+    :func:`finite` asks each); no values for an array :func:`finite` never checks."""
+    return g.reshape(-1) if g.dtype.kind == "f" else g.reshape(-1)[:0].astype(np.float64)
 
 
 _add_reduce = np.add.reduce
