@@ -78,12 +78,30 @@ class Runner:
         self._folded = [
             (self._names.index(name), a, b, params[name]) for name, (a, b) in plan.folded.items()
         ]
+        # (a slot, b slot, the bound on n max|a| max|b| below which a.T @ b is finite)
+        self._bounds = [
+            (a, b, 0.5 * float(np.finfo(params[name].data.dtype).max))
+            for name, (a, b) in plan.folded.items()
+        ]
+        # (parameter, gradient slot) of every gradient written out, and the parameters without
+        # one (folded, or not used): their .grad is None after an update
+        self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
+        self.ungraded = [p for name, p in params.items() if name not in plan.grads]
+        # set by the compiled step when every gradient array was handed to its parameter as it
+        # is (the reused buffers): [(parameter, slot, array, its flat view)], else None
+        self.handed: list | None = None
 
     def gradients(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The cost of the batch and every gradient that is written out, by parameter name."""
+        cost = self.cost(xb, yb)
+        env = self.executor.env
+        return cost, {name: env[s] for name, s in self.plan.grads.items()}
+
+    def cost(self, xb: np.ndarray, yb: np.ndarray) -> float:
+        """Run the plan on the batch; the cost (the gradients are in ``executor.env``)."""
         env = self.executor(xb, yb)
         self._ran = True
-        return float(env[self.plan.cost]), {name: env[s] for name, s in self.plan.grads.items()}
+        return float(env[self.plan.cost])
 
     def output(self) -> np.ndarray | None:
         if not self._ran or self.plan.output is None:
@@ -94,9 +112,8 @@ class Runner:
         """Whether the folded gradients ``a.T @ b`` are finite: by the bound
         ``n max|a| max|b|`` where it is finite, else by computing them."""
         env = self.executor.env
-        for _, a_slot, b_slot, p in self._folded:
+        for a_slot, b_slot, limit in self._bounds:
             a, b = env[a_slot], env[b_slot]
-            limit = 0.5 * float(np.finfo(p.data.dtype).max)
             bound = a.shape[0] * _max_abs(a) * _max_abs(b)
             if not bound < limit and not finite(np.dot(a.T, b)):  # NaN compares False
                 return False
@@ -230,7 +247,11 @@ def _drop_output(plan: Plan, op, i: int) -> None:
 
 def _max_abs(a: np.ndarray) -> float:
     # two passes that allocate nothing (np.abs(a).max() would copy a); NaN when a holds NaN
-    return max(float(a.max()), -float(a.min())) if a.size else 0.0
+    # (the reductions themselves: ndarray.max and .min are these behind a Python wrapper)
+    return max(float(_maximum(a, axis=None)), -float(_minimum(a, axis=None))) if a.size else 0.0
+
+
+_maximum, _minimum = np.maximum.reduce, np.minimum.reduce
 
 
 # --- shards ----------------------------------------------------------------------------------

@@ -158,6 +158,7 @@ class CompiledStep:
         first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
+        self._last_shape: tuple | None = None  # the last batch's shapes and dtypes, its runner
         self._last_blocks: list[rewrites.Runner] = []
         self._last_plan = first
 
@@ -176,6 +177,12 @@ class CompiledStep:
         return None
 
     def _runner_for(self, xb: np.ndarray, yb: np.ndarray) -> rewrites.Runner:
+        last = self._last_shape
+        if last is not None and type(yb) is np.ndarray:  # the same shapes as the last batch
+            x_shape, x_dtype, y_shape, y_dtype, runner = last
+            if xb.shape == x_shape and yb.shape == y_shape:
+                if xb.dtype == x_dtype and yb.dtype == y_dtype:
+                    return runner
         key = _key(xb, yb)
         runner = self._runners.get(key)
         if runner is None:
@@ -186,6 +193,7 @@ class CompiledStep:
             if len(self._runners) >= _MAX_PLANS:
                 self._runners.clear()
             runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
+        self._last_shape = (xb.shape, xb.dtype, np.shape(yb), getattr(yb, "dtype", None), runner)
         return runner
 
     def block_runner(self, xb: np.ndarray, yb: np.ndarray, worker: int) -> rewrites.Runner:
@@ -213,29 +221,56 @@ class CompiledStep:
             else:
                 runner = self._last = self._runner_for(xb, yb)
                 self._last_plan = runner.plan
-                cost, grads = runner.gradients(xb, yb)
+                cost = runner.cost(xb, yb)
         except NotFinite:  # a new shape's trace met values that are not finite: diverged
             return float("nan")
         if not isfinite(cost):
             return cost
+        if blocks:
+            all_finite = self._hand_out([(self.params[name], g) for name, g in grads.items()])
+            self.grads_finite = all_finite
+            if all_finite:
+                self.optimizer.step(self.param_list)
+            return cost
+        all_finite = self._hand_out_runner(runner) and runner.folded_finite()
+        self.grads_finite = all_finite
+        if all_finite:
+            runner.update(self.optimizer, self.param_list)
+        return cost
+
+    def _hand_out(self, pairs: list) -> bool:
+        """Set every parameter's ``.grad`` (None where ``pairs`` has no gradient for it), as
+        the eager step would; whether every gradient is finite."""
         handed_out: set[int] = set()
         all_finite = True
         for p in self.param_list:
             p.grad = None
-        for name, g in grads.items():
-            p = self.params[name]
+        for p, g in pairs:
             p.grad = g = leaf_grad(g, p.data, handed_out)
             all_finite = all_finite and finite(g)
-        runner = self._last
-        if not blocks:
-            all_finite = all_finite and runner.folded_finite()
-        self.grads_finite = all_finite
-        if all_finite:
-            if blocks:
-                self.optimizer.step(self.param_list)
+        return all_finite
+
+    def _hand_out_runner(self, runner: rewrites.Runner) -> bool:
+        """:meth:`_hand_out` of a runner's gradients. When the last update handed out the
+        same arrays as they were (the reused buffers) and every ``.grad`` still holds them,
+        there is nothing to set: only their finiteness is checked, from views made once."""
+        env, handed = runner.executor.env, runner.handed
+        if handed is not None and all(p.grad is None for p in runner.ungraded):
+            total = 0.0  # the sum of the gradients' sums: see _flat
+            for p, s, g, flat in handed:
+                if p.grad is not g or env[s] is not g:
+                    break
+                total += float(_add_reduce(flat))
             else:
-                runner.update(self.optimizer, self.param_list)
-        return cost
+                return isfinite(total) or all(finite(g) for _, _, g, _ in handed)
+        pairs = [(p, env[s]) for p, s in runner.grad_slots]
+        all_finite = self._hand_out(pairs)
+        if all(p.grad is g and g.flags.c_contiguous for p, g in pairs):
+            # given as they are (and their flat views are views): the next update may skip
+            runner.handed = [(p, s, env[s], _flat(env[s])) for p, s in runner.grad_slots]
+        else:
+            runner.handed = None
+        return all_finite
 
     def finish(self) -> None:
         """Write the ``.grad`` of the weights whose update was folded into a product (their
@@ -288,6 +323,16 @@ class CompiledStep:
             scale = float(np.abs(g).max()) or 1.0
             close = close and bool(np.allclose(shard_grads[name], g, rtol=tol, atol=tol * scale))
         return bool(close)
+
+
+def _flat(g: np.ndarray) -> np.ndarray:
+    """A flat view of gradient ``g`` whose sum, added to the others', proves them all finite
+    when the total is (each sum is then finite, and NaN and inf propagate into a sum; else
+    :func:`finite` asks each); no values for an array :func:`finite` never checks."""
+    return g.reshape(-1) if g.dtype.kind == "f" else g.reshape(-1)[:0].astype(np.float64)
+
+
+_add_reduce = np.add.reduce
 
 
 def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:

@@ -185,6 +185,9 @@ class Optimizer:
         self._bound = True
         # The parameter list and arrays the last step checked (see _prepare).
         self._checked: tuple | None = None
+        # (the checked parameter list, the rule's step per parameter bound to its arrays):
+        # see _bound_steps
+        self._steps: tuple | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this optimizer is: numbers and arrays.
@@ -299,6 +302,7 @@ class Optimizer:
             self._scratch = [[None, None] for _ in range(n_params)]
             self._bound = False
             self._checked = None
+            self._steps = None
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
@@ -382,6 +386,20 @@ class Optimizer:
                 scale = coefficient
         state, updated = self._state, False
         assert state is not None
+        # the gradient as it is, when neither clipping nor the L2 term changes it (see
+        # _effective_grad): then no call per parameter is needed to find that out
+        wd = 0.0 if self._decoupled_weight_decay else self.weight_decay
+        as_is = scale is None and wd == 0.0 and not products
+        bound = self._steps
+        if as_is and bound is not None and bound[0] is params:
+            # the same checked list and arrays as the step that bound them: the rule's own
+            # step per parameter, without the loop's lookups
+            for step in bound[1]:
+                step(lr)
+            self._iterations += 1
+            return
+        self._steps = None
+        scratch, update = self._scratch, self._update
         for i, p in enumerate(params):
             grad = p.grad
             if grad is None:
@@ -390,11 +408,21 @@ class Optimizer:
                     updated = True
                 continue
             theta = p.data
-            g = self._effective_grad(i, theta, grad, scale)
-            self._update(theta, g, state[i], lr, self._work(i, 0, theta))
+            g = grad if as_is else self._effective_grad(i, theta, grad, scale)
+            tmp = scratch[i][0]
+            update(theta, g, state[i], lr, self._work(i, 0, theta) if tmp is None else tmp)
             updated = True
         if updated:
             self._iterations += 1
+            if as_is and all(p.grad is not None for p in params):
+                steps = self._bound_steps(params)
+                self._steps = None if steps is None else (params, steps)
+
+    def _bound_steps(self, params: list[Any]) -> list[Callable[[float], None]] | None:
+        """The rule's step of each parameter as a call ``f(lr)``, bound to the arrays the step
+        just used (its ``.data``, ``.grad`` and state): the next step on the same arrays calls
+        these and nothing else. None (the default): every step goes through :meth:`_update`."""
+        return None
 
     @property
     def folds_products(self) -> bool:
@@ -456,13 +484,18 @@ class Optimizer:
         """List the parameters; make the state on the first step, else check it still fits."""
         checked = self._checked
         if checked is not None and params is checked[0]:
-            # The same list with the same arrays as the step before (fit's loop, the compiled
-            # step's reused gradient buffers): already checked, nothing can have changed shape.
-            pairs = zip(params, checked[1], strict=True)
-            if all(p.data is d and p.grad is g for p, (d, g) in pairs):
-                return params
+            # The same list object with the same arrays as the step before (fit's loop, the
+            # compiled step's reused gradient buffers): already checked, nothing can have
+            # changed shape. The list given is kept (not its copy), so this is found again.
+            listed, arrays = checked[1], checked[2]
+            if len(params) == len(arrays) and all(
+                p is q and p.data is d and p.grad is g
+                for p, q, (d, g) in zip(params, listed, arrays, strict=True)
+            ):
+                return listed
+        given = params if type(params) is list else None  # a generator is not seen twice
         params = self._prepare_and_check(params)
-        self._checked = (params, [(p.data, p.grad) for p in params])
+        self._checked = (given, params, [(p.data, p.grad) for p in params])
         return params
 
     def _prepare_and_check(self, params: Any) -> list[Any]:

@@ -71,6 +71,13 @@ class GD(Optimizer):
             bound = state["axpy"] = Axpy(g, theta)
         bound(-lr)
 
+    def _bound_steps(self, params: list) -> list | None:
+        # theta <- theta - lr * g: the axpy each parameter's _update just bound (the same
+        # numbers as _update, which a subclass with a rule of its own keeps)
+        if type(self)._update is not GD._update:
+            return None
+        return [_minus_lr(st["axpy"]) for st in self._state]
+
     @property
     def folds_products(self) -> bool:
         """True for plain gradient descent (no clipping, which needs every gradient's norm, no
@@ -107,6 +114,13 @@ class GD(Optimizer):
 
 
 SGD = GD
+
+
+def _minus_lr(bound: Axpy):
+    def step(lr: float) -> None:
+        bound(-lr)
+
+    return step
 
 
 class Momentum(Optimizer):
