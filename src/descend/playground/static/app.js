@@ -311,7 +311,7 @@ function drawMap(f) {
 function drawBoundary(setup, b) {
   const p = setup.points, [[x0, x1], [y0, y1]] = p.bounds;
   $("map-title").textContent = setup.task === "regression" ? "The prediction over the two features" : "Decision boundary";
-  $("map-note").textContent = "Filled dots: training samples; rings: validation samples.";
+  $("map-note").textContent = "Dots filled with their class colour: training samples; white dots with a coloured ring: validation samples.";
   const [ctx, w, h] = prepareCanvas($("map"));
   const lo = Math.min(...p.train_y), hi = Math.max(...p.train_y); // a regression's range
   let color;
@@ -326,8 +326,10 @@ function drawBoundary(setup, b) {
   };
   const dot = (pt, y, filled) => {
     ctx.beginPath(); ctx.arc(sx(pt[0]), sy(pt[1]), 3.2, 0, 2 * Math.PI);
-    if (filled) { ctx.fillStyle = pointColor(y); ctx.fill(); ctx.strokeStyle = "#fff"; ctx.lineWidth = 0.8; ctx.stroke(); }
-    else { ctx.strokeStyle = pointColor(y); ctx.lineWidth = 1.6; ctx.stroke(); }
+    // A dark outline on both: a dot of the background's own colour stays visible.
+    ctx.fillStyle = filled ? pointColor(y) : "#fff"; ctx.fill();
+    ctx.strokeStyle = "#222"; ctx.lineWidth = filled ? 0.9 : 0.6; ctx.stroke();
+    if (!filled) { ctx.beginPath(); ctx.arc(sx(pt[0]), sy(pt[1]), 2.2, 0, 2 * Math.PI); ctx.strokeStyle = pointColor(y); ctx.lineWidth = 1.6; ctx.stroke(); }
   };
   p.train.forEach((pt, i) => dot(pt, p.train_y[i], true));
   p.val.forEach((pt, i) => dot(pt, p.val_y[i], false));
