@@ -152,7 +152,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable where the platform allows it
+    sync_folder(folder)
+    return path
+
+
+def sync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename inside ``folder`` durable, where the platform allows it (else nothing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> sync_folder(tempfile.mkdtemp())
+    """
+    try:
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -160,7 +172,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
             os.close(dir_fd)
     except OSError:
         pass
-    return path
 
 
 # Strings of JSON text (where brackets do not count), found without parsing: "..." with escapes.

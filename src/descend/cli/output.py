@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
-from descend.io import atomic_write, current_umask
+from descend.io import atomic_write, current_umask, sync_folder
 
 # Every name descend writes into an output folder (files), and the folders it writes inside a
 # run folder (inspect-3, landscape). --force replaces only a folder made of these: a command
@@ -328,7 +328,7 @@ class RunFolder:
                 self._stage = None
                 if replace:
                     shutil.rmtree(aside, ignore_errors=True)
-                _fsync_folder(target.parent)
+                sync_folder(target.parent)
         except OSError as exc:
             raise CLIError(
                 f"cannot put the folder {self.shown} in place ({self.flag}): {_describe(exc)}"
@@ -354,17 +354,6 @@ def _keep_modes(old: Path, new: Path) -> None:
             continue
         if stat.S_ISREG(st.st_mode) and entry.is_file(follow_symlinks=False):
             os.chmod(entry.path, st.st_mode & 0o7777)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:  # make the rename durable where the platform allows it
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def write_file(path: str | os.PathLike, data: bytes, *, flag: str = "-o") -> Path:
