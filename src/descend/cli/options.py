@@ -223,8 +223,7 @@ def convert(option: Option, value: Any, where: str) -> Any:
     if kind == "choice":
         key = text.strip().lower()
         if key not in option.choices:
-            close = closest_choices(key, option.choices)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            hint = did_you_mean(key, option.choices)
             raise UsageError(
                 f"{where} must be one of {', '.join(option.choices)}, got {text!r}{hint}"
             )
@@ -301,8 +300,8 @@ def settings_of(data: dict[str, Any], section: str, path: str | Path) -> dict[st
     """
     for name, value in data.items():
         if isinstance(value, dict) and name not in COMMANDS:
-            close = difflib.get_close_matches(name, COMMANDS, n=1)
-            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            close = [f"[{c}]" for c in closest_choices(name, COMMANDS)]
+            hint = f" (did you mean {join_or(close)}?)" if close else ""
             raise UsageError(
                 f"config file {path}: unknown table [{name}]{hint}; put settings at the top "
                 f"level or in a table named after a command, e.g. [{section}]"
@@ -389,12 +388,13 @@ def dump_toml(values: dict[str, Any], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def closest_choices(text: str, choices: Sequence[str]) -> list[str]:
-    """The choices a misspelt ``text`` may mean, for a "did you mean" hint.
+def closest_choices(text: str, choices: Sequence[str], limit: int = 3) -> list[str]:
+    """The choices a misspelt ``text`` may mean, for a "did you mean" hint: at most ``limit``.
 
     Every choice whose name holds ``text`` (separators aside) is named, so that "crossentropy"
-    offers both cross-entropies instead of the one a spelling distance happens to prefer;
-    otherwise the closest spelling, if any.
+    offers both cross-entropies instead of the one a spelling distance happens to prefer (when
+    more than ``limit`` do, the closest spellings of them); otherwise the close spellings, the
+    closest first, as :func:`difflib.get_close_matches` finds them.
 
     Examples
     --------
@@ -404,6 +404,8 @@ def closest_choices(text: str, choices: Sequence[str]) -> list[str]:
     ['categorical_cross_entropy', 'binary_cross_entropy']
     >>> closest_choices("adm", ["gd", "adam"])
     ['adam']
+    >>> closest_choices("adamx", ["gd", "sgd", "adam", "adamw"])
+    ['adam', 'adamw']
     """
 
     def bare(name: str) -> str:
@@ -411,4 +413,31 @@ def closest_choices(text: str, choices: Sequence[str]) -> list[str]:
 
     key = bare(text)
     holding = [c for c in choices if key and key in bare(c)]
-    return holding or difflib.get_close_matches(text, list(choices), n=1)
+    if len(holding) > limit:
+        closest = difflib.get_close_matches(text, holding, n=limit, cutoff=0.0)
+        holding = [c for c in holding if c in closest]
+    return holding or difflib.get_close_matches(text, list(choices), n=limit)
+
+
+def did_you_mean(text: str, choices: Sequence[str], template: str = " (did you mean {}?)") -> str:
+    """The hint for a misspelt ``text``: ``template`` around the close choices (see
+    :func:`closest_choices`), joined as "a, b or c"; empty when none is close.
+
+    Examples
+    --------
+    >>> did_you_mean("adamx", ["gd", "adam", "adamw"])
+    ' (did you mean adam or adamw?)'
+    >>> did_you_mean("zzz", ["gd", "adam"])
+    ''
+    """
+    close = closest_choices(text, choices)
+    return template.format(join_or(close)) if close else ""
+
+
+def join_or(names: Sequence[str]) -> str:
+    """``"a"``, ``"a or b"``, ``"a, b or c"``.
+
+    >>> join_or(["adam", "adamw", "gd"])
+    'adam, adamw or gd'
+    """
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -13,7 +13,7 @@ from descend.cli import data as data_module
 from descend.cli.cluster_options import CLUSTER_OPTIONS, RAY_EXTRA, cluster_from
 from descend.cli.errors import UsageError
 from descend.cli.figures import Figures
-from descend.cli.options import Option, add_to_parser, resolve
+from descend.cli.options import Option, add_to_parser, did_you_mean, resolve
 from descend.cli.output import RunFolder, add_force_flag
 from descend.cli.report import Report
 from descend.cli.runs import write_config, write_json, write_text
@@ -97,7 +97,7 @@ def _settle(args: argparse.Namespace) -> dict:
     if not names or unknown:
         raise UsageError(
             f"--optimizers must name update rules among {', '.join(OPTIMIZERS)}, got "
-            f"{values['optimizers']!r}"
+            f"{values['optimizers']!r}{did_you_mean(unknown[0], OPTIMIZERS) if unknown else ''}"
         )
     values["optimizers"] = ",".join(names)
     if data_module.is_file_spec(values["data"]):

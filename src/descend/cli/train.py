@@ -24,7 +24,9 @@ from descend.cli.report import Report, format_number
 from descend.cli.runs import write_config, write_history, write_json
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
-LOSSES = ("auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss", "mse")
+# Every name the library takes for a cost (ds.losses.LOSSES, with its aliases such as bce and
+# cross_entropy), and auto: the task decides.
+LOSSES = ("auto", *losses.LOSSES)
 # Every update rule the library knows by name (ds.optim.get): nesterov is momentum with
 # nesterov=True, sgd another name for gd.
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -133,18 +135,25 @@ class Prepared:
 
 
 def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, int]:
-    """The cost, the output activation and the number of outputs for this data.
+    """The cost (by its canonical name), the output activation and the number of outputs for
+    this data; ``loss`` is ``"auto"`` or any name the library takes (``"bce"`` is
+    ``"binary_cross_entropy"``).
 
     >>> from descend.cli.data import Dataset
     >>> import numpy as np
     >>> two = Dataset("d", np.zeros((2, 1)), np.array([0, 1]), "classification", ["x"], "y", [0, 1])
     >>> choose_loss("auto", two)
     ('binary_cross_entropy', 'sigmoid', 1)
+    >>> choose_loss("bce", two)
+    ('binary_cross_entropy', 'sigmoid', 1)
     """
+    given = loss
+    if loss != "auto":
+        loss = losses.get(loss).__name__  # an alias names the same cost function
     if data.task == "regression":
         if loss not in ("auto", "mse"):
             raise UsageError(
-                f"--loss {loss} is a classification cost, but the target of {data.name} is "
+                f"--loss {given} is a classification cost, but the target of {data.name} is "
                 "continuous (regression); use --loss mse (or leave --loss out), or --task "
                 "classification if the values are class labels"
             )
@@ -153,7 +162,7 @@ def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, 
     k = data.n_classes or 2
     if loss == "mse":
         raise UsageError(
-            f"--loss mse is a regression cost, but {data.name} has {k} classes; use --loss "
+            f"--loss {given} is a regression cost, but {data.name} has {k} classes; use --loss "
             "categorical_cross_entropy (or leave --loss out), or --task regression to predict "
             "the labels as numbers"
         )
