@@ -338,12 +338,22 @@ def test_did_you_mean_names_every_close_choice(capsys, argv, hint):
 
 
 def test_did_you_mean_names_at_most_three():
-    from descend.cli.options import closest_choices
+    from descend._names import close_names
 
     choices = ["adam", "adamw", "adamax", "nadam", "radam", "gd"]
-    assert len(closest_choices("adam_", choices)) == 3
-    assert closest_choices("adam_", choices)[0] == "adam"
-    assert closest_choices("zzz", choices) == []
+    assert len(close_names("adam_", choices)) == 3
+    assert close_names("adam_", choices)[0] == "adam"
+    assert close_names("zzz", choices) == []
+
+
+def test_the_library_offers_the_close_names_of_a_cost_or_an_activation():
+    # the same helper as the command line's hints
+    X, y = np.zeros((4, 2)), np.zeros(4)
+    with pytest.raises(ValueError, match=r"\(did you mean 'binary_cross_entropy', "
+                       r"'categorical_cross_entropy' or 'cross_entropy'\?\)"):  # fmt: skip
+        ds.fit(ds.nn.mlp([2, 1], seed=0), X, y, loss="crossentropy", progress=False)
+    with pytest.raises(ValueError, match=r"\(did you mean 'relu'"):
+        ds.nn.mlp([2, 3, 1], activation="rellu", seed=0)
 
 
 def test_csv_errors_name_the_column_and_row(capsys, tmp_path):

@@ -10,7 +10,6 @@ settled values as ``config.toml`` (written by :func:`dump_toml`), so
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from descend._names import close_names, join_or
 from descend.cli.errors import CLIError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -300,7 +300,7 @@ def settings_of(data: dict[str, Any], section: str, path: str | Path) -> dict[st
     """
     for name, value in data.items():
         if isinstance(value, dict) and name not in COMMANDS:
-            close = [f"[{c}]" for c in closest_choices(name, COMMANDS)]
+            close = [f"[{c}]" for c in close_names(name, COMMANDS)]
             hint = f" (did you mean {join_or(close)}?)" if close else ""
             raise UsageError(
                 f"config file {path}: unknown table [{name}]{hint}; put settings at the top "
@@ -388,40 +388,9 @@ def dump_toml(values: dict[str, Any], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def closest_choices(text: str, choices: Sequence[str], limit: int = 3) -> list[str]:
-    """The choices a misspelt ``text`` may mean, for a "did you mean" hint: at most ``limit``.
-
-    Every choice whose name holds ``text`` (separators aside) is named, so that "crossentropy"
-    offers both cross-entropies instead of the one a spelling distance happens to prefer (when
-    more than ``limit`` do, the closest spellings of them); otherwise the close spellings, the
-    closest first, as :func:`difflib.get_close_matches` finds them.
-
-    Examples
-    --------
-    >>> closest_choices("crossentropy", ["auto", "categorical_cross_entropy", "bce"])
-    ['categorical_cross_entropy']
-    >>> closest_choices("cross-entropy", ["categorical_cross_entropy", "binary_cross_entropy"])
-    ['categorical_cross_entropy', 'binary_cross_entropy']
-    >>> closest_choices("adm", ["gd", "adam"])
-    ['adam']
-    >>> closest_choices("adamx", ["gd", "sgd", "adam", "adamw"])
-    ['adam', 'adamw']
-    """
-
-    def bare(name: str) -> str:
-        return name.lower().replace("_", "").replace("-", "").replace(" ", "")
-
-    key = bare(text)
-    holding = [c for c in choices if key and key in bare(c)]
-    if len(holding) > limit:
-        closest = difflib.get_close_matches(text, holding, n=limit, cutoff=0.0)
-        holding = [c for c in holding if c in closest]
-    return holding or difflib.get_close_matches(text, list(choices), n=limit)
-
-
 def did_you_mean(text: str, choices: Sequence[str], template: str = " (did you mean {}?)") -> str:
-    """The hint for a misspelt ``text``: ``template`` around the close choices (see
-    :func:`closest_choices`), joined as "a, b or c"; empty when none is close.
+    """The hint for a misspelt ``text``: ``template`` around the close choices (at most three,
+    see :func:`descend._names.close_names`), joined as "a, b or c"; empty when none is close.
 
     Examples
     --------
@@ -430,14 +399,5 @@ def did_you_mean(text: str, choices: Sequence[str], template: str = " (did you m
     >>> did_you_mean("zzz", ["gd", "adam"])
     ''
     """
-    close = closest_choices(text, choices)
+    close = close_names(text, choices)
     return template.format(join_or(close)) if close else ""
-
-
-def join_or(names: Sequence[str]) -> str:
-    """``"a"``, ``"a or b"``, ``"a, b or c"``.
-
-    >>> join_or(["adam", "adamw", "gd"])
-    'adam, adamw or gd'
-    """
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
