@@ -223,7 +223,8 @@ def _epoch(run: Run, epoch: int) -> bool:
     watch.start_epoch(epoch)
     metric_items, metric_sums = list(run.metric_fns.items()), state.metric_sums
     step_loss, step_size, cluster = history.step["loss"], history.step["batch_size"], run.cluster
-    for xb, yb in run.loader.epoch(state.batches_done):  # all batches, unless resumed
+    batch, total, seen = state.batches_done, state.total, state.seen  # zero, unless resumed
+    for xb, yb in run.loader.epoch(batch):
         if xb.dtype != dtype and cluster is None:
             xb = xb.astype(dtype)
         n, rate, step = xb.shape[0], optimizer.lr, history.n_updates
@@ -241,10 +242,12 @@ def _epoch(run: Run, epoch: int) -> bool:
                 metric_sums[name] += score * n
         step_loss.append(value)
         step_size.append(n)
-        state.total += value * n
-        state.seen += n
-        state.batches_done += 1
-        history.n_updates = state.step = step + 1
+        total += value * n
+        seen += n
+        batch += 1
+        history.n_updates = step + 1
+        if run.checkpointing:  # where the run is, for a Checkpoint's save
+            state.step, state.batches_done, state.total, state.seen = step + 1, batch, total, seen
         guard.critical = False
         if guard.pending:
             guard.release()
@@ -254,15 +257,15 @@ def _epoch(run: Run, epoch: int) -> bool:
                 cb.on_step_end(step, logs)
             if any_stop(callbacks):
                 break
-    return _end_epoch(run, epoch, epoch_start)
+    return _end_epoch(run, epoch, epoch_start, total, seen)
 
 
-def _end_epoch(run: Run, epoch: int, epoch_start: float) -> bool:
+def _end_epoch(run: Run, epoch: int, epoch_start: float, total: float, seen: int) -> bool:
     """The epoch's record (as one, like an update's) and the callbacks' turn; True when a
     callback stopped training."""
     state, history, guard, callbacks = run.state, run.history, run.guard, run.callbacks
-    logs = run.epoch_logs = {"loss": state.total / state.seen}
-    logs.update({k: v / state.seen for k, v in state.metric_sums.items()})
+    logs = run.epoch_logs = {"loss": total / seen}
+    logs.update({k: v / seen for k, v in state.metric_sums.items()})
     if run.validation is not None:
         val = evaluate(run.model, *run.validation, loss=run.loss, metrics=run.metric_fns)
         logs.update({f"val_{k}": v for k, v in val.items()})

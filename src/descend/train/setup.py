@@ -54,6 +54,9 @@ class Run:
     dtype : numpy dtype
         The model's; each batch is cast to it.
     cluster : descend.cluster.Ray or None
+    checkpointing : bool
+        Whether a :class:`~descend.train.Checkpoint` is among the callbacks (then the loop
+        keeps ``state`` up to date at every update, for its saves).
     guard : DeferInterrupt
         The Ctrl-C guard, installed by ``fit`` for the loop.
     begin_logs : dict
@@ -118,13 +121,13 @@ class Run:
             loader.generator = self.rng
         # after a resume: the watch finds the run's start in the history restored
         self.watch = DivergenceWatch(self.trainer.params, history)
-        checkpointing = False
+        self.checkpointing = False
         for cb in self.callbacks:
             cb.set_context(self.model, history)
             if isinstance(cb, Checkpoint):
                 cb.set_training_state(state)
-                checkpointing = True
-        if checkpointing and not state.batches_done and loader.shuffle:
+                self.checkpointing = True
+        if self.checkpointing and not state.batches_done and loader.shuffle:
             if loader.variant != "batch":
                 state.rng_state = self.rng.bit_generator.state  # at the start of the epoch
         self.begin_logs = {
