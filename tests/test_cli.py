@@ -302,6 +302,60 @@ def test_train_errors_are_one_line_with_the_right_status(capsys, argv, code, wor
     assert_one_line_error(err, *words)
 
 
+def test_loss_takes_every_name_the_library_takes(capsys, tmp_path):
+    from descend.cli.data import load
+    from descend.cli.train import LOSSES, choose_loss
+
+    assert LOSSES == ("auto", *ds.losses.LOSSES)  # one list of names: the library's
+    moons, diabetes = load("moons"), load("diabetes")
+    for name, fn in ds.losses.LOSSES.items():
+        data = diabetes if fn is ds.losses.mse else moons
+        assert choose_loss(name, data)[0] == fn.__name__, name
+    out = tmp_path / "bce"
+    code, _, err = run_cli(capsys, "train", "moons", "--loss", "bce", "--out", out, *TINY)
+    assert code == 0, err
+    assert 'loss = "binary_cross_entropy"' in (out / "config.toml").read_text()
+    # an alias is named as it was typed when it does not fit the task
+    code, _, err = run_cli(capsys, "train", "diabetes", "--loss", "cross_entropy", *TINY)
+    assert code == 2
+    assert_one_line_error(err, "--loss cross_entropy is a classification cost")
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["train", "moons", "--optimizer", "adamx"], "(did you mean adam or adamw?)"),
+        (["train", "moons", "--loss", "crossentropy"],
+         "(did you mean binary_cross_entropy, categorical_cross_entropy or cross_entropy?)"),
+        (["train", "moons", "--activation", "rellu"], "(did you mean relu?)"),
+        (["sweep", "moons", "--optimizers", "gd,adamx"], "(did you mean adam or adamw?)"),
+    ],
+)  # fmt: skip
+def test_did_you_mean_names_every_close_choice(capsys, argv, hint):
+    status, _, err = run_cli(capsys, *argv)
+    assert status == 2
+    assert_one_line_error(err, hint)
+
+
+def test_did_you_mean_names_at_most_three():
+    from descend._names import close_names
+
+    choices = ["adam", "adamw", "adamax", "nadam", "radam", "gd"]
+    assert len(close_names("adam_", choices)) == 3
+    assert close_names("adam_", choices)[0] == "adam"
+    assert close_names("zzz", choices) == []
+
+
+def test_the_library_offers_the_close_names_of_a_cost_or_an_activation():
+    # the same helper as the command line's hints
+    X, y = np.zeros((4, 2)), np.zeros(4)
+    with pytest.raises(ValueError, match=r"\(did you mean 'binary_cross_entropy', "
+                       r"'categorical_cross_entropy' or 'cross_entropy'\?\)"):  # fmt: skip
+        ds.fit(ds.nn.mlp([2, 1], seed=0), X, y, loss="crossentropy", progress=False)
+    with pytest.raises(ValueError, match=r"\(did you mean 'relu'"):
+        ds.nn.mlp([2, 3, 1], activation="rellu", seed=0)
+
+
 def test_csv_errors_name_the_column_and_row(capsys, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b,label\n1,2,x\n3,oops,y\n5,6,x\n")

@@ -59,6 +59,18 @@ def test_report_escapes_text_and_embeds_images(tmp_path):
     assert page.figures == ["a pixel"]
 
 
+def test_report_images_lists_the_figures_not_drawn(tmp_path):
+    (tmp_path / "a.png").write_bytes(PNG_1x1)
+    page = Report("t")
+    page.images([(tmp_path / "a.png", "drawn")], [("curves", "no matplotlib")])
+    html = page.render()
+    assert page.figures == ["drawn"] and html.count("<img") == 1
+    assert "<li>curves: not drawn (no matplotlib)</li>" in html
+    page = Report("t")
+    page.images([])
+    assert "<ul>" not in page.render()
+
+
 def test_format_number():
     assert format_number(float("nan")) == "nan"
     assert format_number(True) == "yes"

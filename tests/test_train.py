@@ -349,3 +349,31 @@ def test_a_float64_memory_map_stays_on_disk_for_a_float32_model(tmp_path):
     assert model.dtype == np.float32
     X_used, _, _ = checks.data(model, Xm, y, None, 0.0, ds.losses.binary_cross_entropy)
     assert is_memory_mapped(X_used) and X_used.dtype == np.float64
+
+
+def test_fit_is_a_short_loop():
+    # Issue 12: fit is a short loop over the Trainer (at most about 120 lines), with its set-up,
+    # checks, resuming, the Ctrl-C guard and predict/evaluate in their own modules. Counted:
+    # the lines of code of every function and class of train/loop.py, without docstrings,
+    # comments, blank lines and signatures.
+    import ast
+    import inspect
+
+    from descend.train import loop
+
+    source = inspect.getsource(loop)
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    counted = 0
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            for i in range(node.body[0].lineno, node.end_lineno + 1):
+                text = lines[i - 1].strip()
+                counted += i not in docstrings and bool(text) and not text.startswith("#")
+    assert 50 < counted <= 120, counted

@@ -67,8 +67,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see {self.prog} --help", prog=self.prog)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``descend`` parser with every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``descend`` parser with every subcommand, or only with ``command``'s when it names
+    one: the others' flags are not needed to run it (building all of them costs more than
+    most commands' own work in tests that run many)."""
     from descend import __version__
     from descend.cli import (
         compare,
@@ -99,8 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
-    for module in (train, evaluate, compare, sweep, surface, landscape, inspect_cmd, gradcheck,
-                   datasets_cmd, playground):  # fmt: skip
+    modules = {
+        "train": train, "evaluate": evaluate, "predict": evaluate, "compare": compare,
+        "sweep": sweep, "surface": surface, "landscape": landscape, "inspect": inspect_cmd,
+        "gradcheck": gradcheck, "datasets": datasets_cmd, "playground": playground,
+    }  # fmt: skip
+    wanted = [modules[command]] if command in modules else dict.fromkeys(modules.values())
+    for module in wanted:
         module.register(subparsers, [common])
     return parser
 
@@ -138,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     prog = f"descend {command}" if command else "descend"
     try:
-        parser = build_parser()
+        parser = build_parser(command)
         try:
             args, extra = parser.parse_known_args(argv)
         except SystemExit as exc:  # --help, --version

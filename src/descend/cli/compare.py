@@ -10,35 +10,26 @@ from descend.cli import data as data_module
 from descend.cli.cluster_options import CLUSTER_OPTIONS, cluster_from
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.figures import Figures, experiments_module
-from descend.cli.options import Option, add_to_parser, resolve
-from descend.cli.output import RunFolder, add_force_flag
+from descend.cli.options import Option, resolve
+from descend.cli.output import RunFolder, add_command
 from descend.cli.report import Report
 from descend.cli.runs import write_config, write_json, write_text
 from descend.cli.train import (
-    ACTIVATIONS,
     DEFAULT_LR,
-    LOSSES,
+    EXPERIMENT_DATA,
+    EXPERIMENT_NETWORK,
     LR_HELP,
     OPTIMIZER_HELP,
     OPTIMIZERS,
-    choose_loss,
-    prepare,
+    default_out,
+    prepare_experiment,
 )
 
 OPTIONS = (
-    Option("data", "str", None, "a built-in data set (digits:0-3, moons, ...) or a .csv / .npy "
-           "file", positional=True, metavar="DATA"),
-    Option("target", "str", None, "the target column of a CSV (name) or .npy (number) file; "
-           "default: the last column", metavar="COLUMN"),
-    Option("task", "choice", "auto", "classification, regression or auto",
-           choices=("auto", "classification", "regression")),
+    *EXPERIMENT_DATA,
     Option("batches", "batches", ["full", 32, 1], "the batch sizes to compare: full is batch "
            "gradient descent, 1 stochastic, K mini-batch", metavar="LIST"),
-    Option("hidden", "hidden", [32], "hidden layer sizes, comma-separated", metavar="SIZES"),
-    Option("activation", "choice", "relu", "activation of the hidden layers",
-           choices=ACTIVATIONS, metavar="NAME"),
-    Option("loss", "choice", "auto", "the cost (auto: from the task and the classes)",
-           choices=LOSSES, metavar="NAME"),
+    *EXPERIMENT_NETWORK,
     Option("optimizer", "choice", "gd", OPTIMIZER_HELP, choices=OPTIMIZERS, metavar="NAME"),
     Option("lr", "float", None, LR_HELP.replace("rate (", "rate, the same for every variant ("),
            metavar="RATE"),
@@ -75,16 +66,13 @@ The folder gets comparison.md, comparison.json, config.toml, figures and report.
 
 def register(subparsers, parents) -> None:
     """Add ``descend compare``."""
-    parser = subparsers.add_parser(
-        "compare", help="compare batch, stochastic and mini-batch gradient descent",
+    add_command(
+        subparsers, parents, "compare", OPTIONS, run,
+        help="compare batch, stochastic and mini-batch gradient descent",
         description="Train the same network from the same initial weights with batch, "
         "stochastic and mini-batch gradient descent, and compare speed, accuracy and noise.",
-        epilog=EPILOG, parents=parents,
+        epilog=EPILOG,
     )  # fmt: skip
-    add_to_parser(parser, OPTIONS)
-    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
-    add_force_flag(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,19 +93,8 @@ def run(args: argparse.Namespace) -> int:
             "descend compare needs descend.experiments and matplotlib; install them with: "
             'pip install "descend[cli]"'
         )
-    data = data_module.load(values["data"], values["target"], values["task"])
-    loss, output_activation, n_out = choose_loss(values["loss"], data)
-    values["loss"] = loss
-    split = {**values, "seed": values["seeds"][0], "val_split": 0.0}
-    prep = prepare(data, split)
-    values["standardize"] = split["standardize"]
-    n_train = len(prep.X_train)
-    too_big = [b for b in values["batches"] if b != "full" and b > n_train]
-    if too_big:
-        raise UsageError(
-            f"--batches {too_big[0]} is larger than the {n_train} training samples; use full "
-            "for all of them, or a smaller number"
-        )
+    prep, output_activation, n_out = prepare_experiment(values)
+    data, n_train, loss = prep.data, len(prep.X_train), values["loss"]
     labels = [ds.experiments.variant_label(b, n_train) for b in values["batches"]]
     if len(set(labels)) != len(labels):
         raise UsageError(f"--batches names the same variant twice ({', '.join(labels)})")
@@ -131,10 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     from descend.cli.train import scaled_target
 
-    test = None
-    if prep.X_test is not None:
-        test = (prep.X_test, scaled_target(prep.y_test, prep.info))
-    folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
+    test = prep.scaled_test()
+    folder = RunFolder(values["out"] or default_out(values["data"], "compare"), force=args.force,
                        default=not values["out"])  # fmt: skip
     print(
         f"comparing {', '.join(labels)} on {values['data']} ({n_train} training samples), "
@@ -175,10 +150,7 @@ def run(args: argparse.Namespace) -> int:
         if "\n\n" in table:
             report.paragraph(table.split("\n\n", 1)[1], "note")
         report.section("Figures")
-        for path, caption in figures.made:
-            report.image(path, caption)
-        if figures.skipped:
-            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.images(figures.made, figures.skipped)
         report.section("Data and model")
         report.key_values({
             "data": values["data"], "task": data.task, "training samples": n_train,
@@ -218,9 +190,3 @@ def _plain_rows(summary: list[dict]) -> list[dict]:
                 plain[key] = value
         rows.append(plain)
     return rows
-
-
-def _default_out(spec: str) -> Path:
-    stem = Path(spec).stem if data_module.is_file_spec(spec) else spec.replace(":", "-")
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-") or "data"
-    return Path("runs") / f"compare-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -8,7 +8,6 @@ or ``.npy`` is a file. Every error names the file, the column and the row, and w
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import math
 import re
@@ -21,6 +20,7 @@ import numpy as np
 
 from descend.cli.errors import CLIError, UsageError
 from descend.cli.limits import check_memory, human_bytes
+from descend.cli.options import did_you_mean
 from descend.io import MAX_NPY_HEADER_BYTES, ModelFileError, check_regular_file, parse_npy_header
 
 BUILTIN = ("digits", "breast_cancer", "diabetes", "moons", "circles", "spiral", "xor")
@@ -135,8 +135,7 @@ def _load_builtin(spec: str) -> Dataset:
     name, _, arg = spec.partition(":")
     name = name.strip().lower().replace("-", "_")
     if name not in BUILTIN:
-        close = difflib.get_close_matches(name, BUILTIN, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(name, BUILTIN, "did you mean {}? ")
         raise UsageError(
             f"unknown data {spec!r}; {hint}built-in data sets: {', '.join(BUILTIN)} "
             "(e.g. digits:0-3), or a path to a .csv or .npy file"

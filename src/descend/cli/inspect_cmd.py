@@ -182,10 +182,7 @@ def run(args: argparse.Namespace) -> int:
             report.table(rows)
         if figures.made or figures.skipped:
             report.section("Figures")
-        for path, caption in figures.made:
-            report.image(path, caption)
-        if figures.skipped:
-            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.images(figures.made, figures.skipped)
         report.preformatted(EPILOG.split("\n\n", 1)[1])
         report.write(out / "report.html")
     print(f"\nfolder: {folder.shown} (inspect.json, figures, report.html)")

@@ -153,10 +153,7 @@ def run(args: argparse.Namespace) -> int:
         report.key_values(facts)
         if note:
             report.paragraph(note, "note")
-        for file, caption in figures.made:
-            report.image(file, caption)
-        if figures.skipped:
-            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.images(figures.made, figures.skipped)
         report.preformatted(EPILOG.split("\n\n", 1)[1])
         report.write(out / "report.html")
     out = folder.shown

@@ -10,7 +10,6 @@ settled values as ``config.toml`` (written by :func:`dump_toml`), so
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from descend._names import close_names, join_or
 from descend.cli.errors import CLIError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -223,8 +223,7 @@ def convert(option: Option, value: Any, where: str) -> Any:
     if kind == "choice":
         key = text.strip().lower()
         if key not in option.choices:
-            close = closest_choices(key, option.choices)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            hint = did_you_mean(key, option.choices)
             raise UsageError(
                 f"{where} must be one of {', '.join(option.choices)}, got {text!r}{hint}"
             )
@@ -301,8 +300,8 @@ def settings_of(data: dict[str, Any], section: str, path: str | Path) -> dict[st
     """
     for name, value in data.items():
         if isinstance(value, dict) and name not in COMMANDS:
-            close = difflib.get_close_matches(name, COMMANDS, n=1)
-            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            close = [f"[{c}]" for c in close_names(name, COMMANDS)]
+            hint = f" (did you mean {join_or(close)}?)" if close else ""
             raise UsageError(
                 f"config file {path}: unknown table [{name}]{hint}; put settings at the top "
                 f"level or in a table named after a command, e.g. [{section}]"
@@ -389,26 +388,16 @@ def dump_toml(values: dict[str, Any], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def closest_choices(text: str, choices: Sequence[str]) -> list[str]:
-    """The choices a misspelt ``text`` may mean, for a "did you mean" hint.
-
-    Every choice whose name holds ``text`` (separators aside) is named, so that "crossentropy"
-    offers both cross-entropies instead of the one a spelling distance happens to prefer;
-    otherwise the closest spelling, if any.
+def did_you_mean(text: str, choices: Sequence[str], template: str = " (did you mean {}?)") -> str:
+    """The hint for a misspelt ``text``: ``template`` around the close choices (at most three,
+    see :func:`descend._names.close_names`), joined as "a, b or c"; empty when none is close.
 
     Examples
     --------
-    >>> closest_choices("crossentropy", ["auto", "categorical_cross_entropy", "bce"])
-    ['categorical_cross_entropy']
-    >>> closest_choices("cross-entropy", ["categorical_cross_entropy", "binary_cross_entropy"])
-    ['categorical_cross_entropy', 'binary_cross_entropy']
-    >>> closest_choices("adm", ["gd", "adam"])
-    ['adam']
+    >>> did_you_mean("adamx", ["gd", "adam", "adamw"])
+    ' (did you mean adam or adamw?)'
+    >>> did_you_mean("zzz", ["gd", "adam"])
+    ''
     """
-
-    def bare(name: str) -> str:
-        return name.lower().replace("_", "").replace("-", "").replace(" ", "")
-
-    key = bare(text)
-    holding = [c for c in choices if key and key in bare(c)]
-    return holding or difflib.get_close_matches(text, list(choices), n=1)
+    close = close_names(text, choices)
+    return template.format(join_or(close)) if close else ""

@@ -29,6 +29,7 @@ The rules, in one place:
 
 from __future__ import annotations
 
+import argparse
 import errno
 import fnmatch
 import os
@@ -43,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 
 from descend.cli.errors import CLIError, Interrupted, UsageError
+from descend.cli.options import add_to_parser
 from descend.io import atomic_write, current_umask, sync_folder
 
 # Every name descend writes into an output folder (files), and the folders it writes inside a
@@ -64,6 +66,35 @@ _WHY = {
     errno.EACCES: "permission denied; choose a folder you can write to",
     errno.EPERM: "permission denied; choose a folder you can write to",
 }
+
+
+def add_command(subparsers, parents, name: str, options, func, **texts) -> argparse.ArgumentParser:
+    """Add a command that writes a folder: its options' flags, ``--config`` and ``--force``.
+
+    Parameters
+    ----------
+    subparsers : the ``add_subparsers()`` action of ``descend``'s parser
+    parents : list of ArgumentParser
+        The flags every command takes.
+    name : str
+    options : sequence of Option
+        The settings of the command, also read from a ``--config`` TOML file.
+    func : callable
+        ``func(args) -> exit status``, the command.
+    **texts
+        ``help``, ``description`` and ``epilog``, as for ``add_parser``.
+
+    Returns
+    -------
+    ArgumentParser
+        The command's parser, for flags of its own.
+    """
+    parser = subparsers.add_parser(name, parents=parents, **texts)
+    add_to_parser(parser, options)
+    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
+    add_force_flag(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def add_force_flag(parser) -> None:

@@ -157,6 +157,13 @@ class Report:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
 
+    def images(self, made: Iterable[tuple], skipped: Iterable[tuple] = ()) -> None:
+        """The figures drawn, ``(path, caption)`` pairs, then a line for each one that was not,
+        ``(caption, why)`` pairs (as :class:`~descend.cli.figures.Figures` keeps them)."""
+        for path, caption in made:
+            self.image(path, caption)
+        self.bullet_list(f"{c}: not drawn ({why})" for c, why in skipped)
+
     def bullet_list(self, items: Iterable[str]) -> None:
         """A list of short lines."""
         lis = "".join(f"<li>{html.escape(item)}</li>" for item in items)

@@ -164,10 +164,7 @@ def run(args: argparse.Namespace) -> int:
             report, rows, record = _camel(args, experiments, batches, figures)
         print(text_table(rows))
         write_json(out / "surface.json", record)
-        for path, caption in figures.made:
-            report.image(path, caption)
-        if figures.skipped:
-            report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+        report.images(figures.made, figures.skipped)
         if (out / "surface.html").exists():
             report.paragraph("The interactive 3-D view is in surface.html, beside this page.",
                              "note")  # fmt: skip

@@ -13,24 +13,21 @@ from descend.cli import data as data_module
 from descend.cli.cluster_options import CLUSTER_OPTIONS, RAY_EXTRA, cluster_from
 from descend.cli.errors import UsageError
 from descend.cli.figures import Figures
-from descend.cli.options import Option, add_to_parser, resolve
-from descend.cli.output import RunFolder, add_force_flag
+from descend.cli.options import Option, did_you_mean, resolve
+from descend.cli.output import RunFolder, add_command
 from descend.cli.report import Report
 from descend.cli.runs import write_config, write_json, write_text
-from descend.cli.train import ACTIVATIONS, LOSSES, OPTIMIZERS, choose_loss, prepare
+from descend.cli.train import (
+    EXPERIMENT_DATA,
+    EXPERIMENT_NETWORK,
+    OPTIMIZERS,
+    default_out,
+    prepare_experiment,
+)
 
 OPTIONS = (
-    Option("data", "str", None, "a built-in data set (digits:0-3, moons, ...) or a .csv / .npy "
-           "file", positional=True, metavar="DATA"),
-    Option("target", "str", None, "the target column of a CSV (name) or .npy (number) file; "
-           "default: the last column", metavar="COLUMN"),
-    Option("task", "choice", "auto", "classification, regression or auto",
-           choices=("auto", "classification", "regression")),
-    Option("hidden", "hidden", [32], "hidden layer sizes, comma-separated", metavar="SIZES"),
-    Option("activation", "choice", "relu", "activation of the hidden layers",
-           choices=ACTIVATIONS, metavar="NAME"),
-    Option("loss", "choice", "auto", "the cost (auto: from the task and the classes)",
-           choices=LOSSES, metavar="NAME"),
+    *EXPERIMENT_DATA,
+    *EXPERIMENT_NETWORK,
     Option("lrs", "floats", [0.01, 0.1], "the learning rates", metavar="LIST"),
     Option("batches", "batches", ["full", 32], "the batch sizes (full, 1 or K)",
            metavar="LIST"),
@@ -70,17 +67,14 @@ report.html. --workers {RAY_EXTRA}; each run gives the same numbers as without i
 
 def register(subparsers, parents) -> None:
     """Add ``descend sweep``."""
-    parser = subparsers.add_parser(
-        "sweep", help="train for every learning rate x batch size x optimizer x seed",
+    add_command(
+        subparsers, parents, "sweep", OPTIONS, run,
+        help="train for every learning rate x batch size x optimizer x seed",
         description="Train one network for every combination of learning rates, batch sizes, "
         "optimizers and seeds on one data set, and tabulate the results (on Ray with "
         "--workers).",
-        epilog=EPILOG, parents=parents,
+        epilog=EPILOG,
     )  # fmt: skip
-    add_to_parser(parser, OPTIONS)
-    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
-    add_force_flag(parser)
-    parser.set_defaults(func=run)
 
 
 def _settle(args: argparse.Namespace) -> dict:
@@ -97,7 +91,7 @@ def _settle(args: argparse.Namespace) -> dict:
     if not names or unknown:
         raise UsageError(
             f"--optimizers must name update rules among {', '.join(OPTIMIZERS)}, got "
-            f"{values['optimizers']!r}"
+            f"{values['optimizers']!r}{did_you_mean(unknown[0], OPTIMIZERS) if unknown else ''}"
         )
     values["optimizers"] = ",".join(names)
     if data_module.is_file_spec(values["data"]):
@@ -112,23 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
     values = _settle(args)
     cluster = cluster_from(values)
-    data = data_module.load(values["data"], values["target"], values["task"])
-    loss, output_activation, n_out = choose_loss(values["loss"], data)
-    values["loss"] = loss
-    split = {**values, "seed": values["seeds"][0], "val_split": 0.0}
-    prep = prepare(data, split)
-    values["standardize"] = split["standardize"]
-    n_train = len(prep.X_train)
-    too_big = [b for b in values["batches"] if b != "full" and b > n_train]
-    if too_big:
-        raise UsageError(f"--batches {too_big[0]} is larger than the {n_train} training samples")
+    prep, output_activation, n_out = prepare_experiment(values)
+    data, n_train = prep.data, len(prep.X_train)
     sizes = [data.n_features, *values["hidden"], n_out]
-    test = None
-    if prep.X_test is not None:
-        test = (prep.X_test, scaled_target(prep.y_test, prep.info))
+    test = prep.scaled_test()
     optimizers = values["optimizers"].split(",")
     n_runs = len(values["lrs"]) * len(values["batches"]) * len(optimizers) * len(values["seeds"])
-    folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
+    folder = RunFolder(values["out"] or default_out(values["data"], "sweep"), force=args.force,
                        default=not values["out"])  # fmt: skip
     where = f"on {cluster!r}" if cluster is not None else "one after another"
     print(f"sweep: {n_runs} runs of {'-'.join(map(str, sizes))} on {values['data']} "
@@ -136,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = ds.experiments.grid_sweep(
         _Seeded(sizes, values["activation"], output_activation), prep.X_train,
-        scaled_target(prep.y_train, prep.info), loss=loss, lrs=values["lrs"],
+        scaled_target(prep.y_train, prep.info), loss=values["loss"], lrs=values["lrs"],
         batch_sizes=values["batches"], optimizers=optimizers, seeds=values["seeds"],
         epochs=values["epochs"], test_data=test, cluster=cluster,
     )  # fmt: skip
@@ -207,10 +191,7 @@ def _report(out, values, result, figures, elapsed, cluster, sizes, n_train) -> N
     report.section("Runs")
     report.table(result.rows)
     report.section("Figures")
-    for path, caption in figures.made:
-        report.image(path, caption)
-    if figures.skipped:
-        report.bullet_list(f"{c}: not drawn ({why})" for c, why in figures.skipped)
+    report.images(figures.made, figures.skipped)
     report.section("Settings")
     report.key_values({
         **{k: v for k, v in values.items() if k not in ("out", "workers", "address")},
@@ -220,9 +201,3 @@ def _report(out, values, result, figures, elapsed, cluster, sizes, n_train) -> N
     report.paragraph(f"The whole sweep took {elapsed:.1f} s. Repeat it with: descend sweep "
                      "--config config.toml", "note")  # fmt: skip
     report.write(out / "report.html")
-
-
-def _default_out(spec: str) -> Path:
-    stem = Path(spec).stem if data_module.is_file_spec(spec) else spec.replace(":", "-")
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-") or "data"
-    return Path("runs") / f"sweep-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -18,13 +18,15 @@ from descend.cli.cluster_options import CLUSTER_OPTIONS, cluster_from
 from descend.cli.console import EpochLog, Keeper, text_table
 from descend.cli.errors import CLIError, Interrupted, UsageError
 from descend.cli.figures import Figures, viz_function
-from descend.cli.options import Option, add_to_parser, resolve
-from descend.cli.output import RunFolder, add_force_flag
+from descend.cli.options import Option, resolve
+from descend.cli.output import RunFolder, add_command
 from descend.cli.report import Report, format_number
 from descend.cli.runs import write_config, write_history, write_json
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
-LOSSES = ("auto", "categorical_cross_entropy", "binary_cross_entropy", "log_loss", "mse")
+# Every name the library takes for a cost (ds.losses.LOSSES, with its aliases such as bce and
+# cross_entropy), and auto: the task decides.
+LOSSES = ("auto", *losses.LOSSES)
 # Every update rule the library knows by name (ds.optim.get): nesterov is momentum with
 # nesterov=True, sgd another name for gd.
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -41,6 +43,23 @@ LR_HELP = (
     "the learning rate (default: 0.1 for gd, 0.05 for momentum and nesterov, 0.005 for "
     "rmsprop, 0.01 for adam and adamw)"
 )
+
+# The options that compare and sweep share (train's own say more in their help).
+EXPERIMENT_DATA = (
+    Option("data", "str", None, "a built-in data set (digits:0-3, moons, ...) or a .csv / .npy "
+           "file", positional=True, metavar="DATA"),
+    Option("target", "str", None, "the target column of a CSV (name) or .npy (number) file; "
+           "default: the last column", metavar="COLUMN"),
+    Option("task", "choice", "auto", "classification, regression or auto",
+           choices=("auto", "classification", "regression")),
+)  # fmt: skip
+EXPERIMENT_NETWORK = (
+    Option("hidden", "hidden", [32], "hidden layer sizes, comma-separated", metavar="SIZES"),
+    Option("activation", "choice", "relu", "activation of the hidden layers",
+           choices=ACTIVATIONS, metavar="NAME"),
+    Option("loss", "choice", "auto", "the cost (auto: from the task and the classes)",
+           choices=LOSSES, metavar="NAME"),
+)  # fmt: skip
 
 OPTIONS = (
     Option("data", "str", None, "a built-in data set (digits, digits:0-3, moons, ...; see "
@@ -105,17 +124,14 @@ Ctrl-C while the folder is being written leaves no folder (or the earlier run, u
 
 def register(subparsers, parents) -> None:
     """Add ``descend train``."""
-    parser = subparsers.add_parser(
-        "train", help="train a network and write a run folder with a report",
+    parser = add_command(
+        subparsers, parents, "train", OPTIONS, run,
+        help="train a network and write a run folder with a report",
         description="Train a dense network by gradient descent on a built-in data set or a "
         "CSV/.npy file, and write the model, its history, metrics, figures and an HTML report "
-        "into a run folder.", epilog=EPILOG, parents=parents,
+        "into a run folder.", epilog=EPILOG,
     )  # fmt: skip
-    add_to_parser(parser, OPTIONS)
-    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
-    add_force_flag(parser)
-    parser.set_defaults(func=run)
 
 
 @dataclass
@@ -131,20 +147,33 @@ class Prepared:
     y_test: np.ndarray | None
     info: dict[str, Any]
 
+    def scaled_test(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The test part with its target as the cost sees it (:func:`scaled_target`), or None."""
+        if self.X_test is None:
+            return None
+        return self.X_test, scaled_target(self.y_test, self.info)
+
 
 def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, int]:
-    """The cost, the output activation and the number of outputs for this data.
+    """The cost (by its canonical name), the output activation and the number of outputs for
+    this data; ``loss`` is ``"auto"`` or any name the library takes (``"bce"`` is
+    ``"binary_cross_entropy"``).
 
     >>> from descend.cli.data import Dataset
     >>> import numpy as np
     >>> two = Dataset("d", np.zeros((2, 1)), np.array([0, 1]), "classification", ["x"], "y", [0, 1])
     >>> choose_loss("auto", two)
     ('binary_cross_entropy', 'sigmoid', 1)
+    >>> choose_loss("bce", two)
+    ('binary_cross_entropy', 'sigmoid', 1)
     """
+    given = loss
+    if loss != "auto":
+        loss = losses.get(loss).__name__  # an alias names the same cost function
     if data.task == "regression":
         if loss not in ("auto", "mse"):
             raise UsageError(
-                f"--loss {loss} is a classification cost, but the target of {data.name} is "
+                f"--loss {given} is a classification cost, but the target of {data.name} is "
                 "continuous (regression); use --loss mse (or leave --loss out), or --task "
                 "classification if the values are class labels"
             )
@@ -153,7 +182,7 @@ def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, 
     k = data.n_classes or 2
     if loss == "mse":
         raise UsageError(
-            f"--loss mse is a regression cost, but {data.name} has {k} classes; use --loss "
+            f"--loss {given} is a regression cost, but {data.name} has {k} classes; use --loss "
             "categorical_cross_entropy (or leave --loss out), or --task regression to predict "
             "the labels as numbers"
         )
@@ -161,6 +190,30 @@ def choose_loss(loss: str, data: data_module.Dataset) -> tuple[str, str | None, 
         return losses.classification_output(loss, k, argument="--loss")
     except ValueError as exc:
         raise UsageError(f"{exc} (data: {data.name})") from None
+
+
+def prepare_experiment(values: dict[str, Any]) -> tuple[Prepared, str | None, int]:
+    """``descend compare``'s and ``sweep``'s data: loaded, its cost chosen (``values["loss"]``
+    set to it), split with the first seed (no validation part) and scaled; every batch size of
+    ``values["batches"]`` checked against the training samples.
+
+    Returns
+    -------
+    (Prepared, output activation, number of outputs)
+    """
+    data = data_module.load(values["data"], values["target"], values["task"])
+    values["loss"], output_activation, n_out = choose_loss(values["loss"], data)
+    split = {**values, "seed": values["seeds"][0], "val_split": 0.0}
+    prep = prepare(data, split)
+    values["standardize"] = split["standardize"]
+    n_train = len(prep.X_train)
+    too_big = [b for b in values["batches"] if b != "full" and b > n_train]
+    if too_big:
+        raise UsageError(
+            f"--batches {too_big[0]} is larger than the {n_train} training samples; use full "
+            "for all of them, or a smaller number"
+        )
+    return prep, output_activation, n_out
 
 
 def prepare(data: data_module.Dataset, values: dict[str, Any]) -> Prepared:
@@ -272,10 +325,13 @@ def settle(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _default_out(spec: str) -> Path:
+def default_out(spec: str, command: str | None = None) -> Path:
+    """The folder a command writes when ``--out`` is not given: ``runs/<data>-<time>`` for
+    ``descend train``, ``runs/<command>-<data>-<time>`` for the others."""
     stem = Path(spec).stem if data_module.is_file_spec(spec) else spec.replace(":", "-")
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-") or "run"
-    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-")
+    name = f"{stem or 'run'}" if command is None else f"{command}-{stem or 'data'}"
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _optional_recorder(sizes: list[int]):
@@ -310,7 +366,7 @@ def run(args: argparse.Namespace) -> int:
             f"--batch full for all of them at once, or a smaller number"
         )
     # Checked before training, so a refused folder costs nothing.
-    folder = RunFolder(values["out"] or _default_out(values["data"]), force=args.force,
+    folder = RunFolder(values["out"] or default_out(values["data"]), force=args.force,
                        default=not values["out"])  # fmt: skip
     sizes = [data.n_features, *values["hidden"], n_out]
     from descend.cli.limits import check_network

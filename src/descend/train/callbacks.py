@@ -245,6 +245,22 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+def with_progress_bar(callbacks: list[Callback], progress: bool | str) -> list[Callback]:
+    """``callbacks`` with a :class:`ProgressBar` appended when ``progress`` wants one (see
+    :func:`progress_wanted`) and none is there yet; the list is changed in place.
+
+    Examples
+    --------
+    >>> [type(c).__name__ for c in with_progress_bar([], "always")]
+    ['ProgressBar']
+    >>> with_progress_bar([], False)
+    []
+    """
+    if progress_wanted(progress) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(ProgressBar())
+    return callbacks
+
+
 class LambdaCallback(Callback):
     """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, logs: ...)``.
 

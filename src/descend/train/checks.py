@@ -192,32 +192,3 @@ def checked_targets(model: Module, X: np.ndarray, y: np.ndarray, loss_fn, dtype,
             f"{name} does not fit the cost {loss_fn.__name__} and the model's output of shape "
             f"(n, {', '.join(map(str, shape))}): {exc}"
         ) from None
-
-
-def fit_params(run, epochs: int) -> dict:
-    """``history.params``: what this call of ``fit`` was, and which executor ran it."""
-    loader, trainer = run.loader, run.trainer
-    params = {
-        "epochs": epochs, "batch_size": loader.batch_size, "variant": loader.variant,
-        "steps_per_epoch": len(loader), "n_samples": loader.n_samples, "shuffle": loader.shuffle,
-        "optimizer": type(run.optimizer).__name__, "loss": getattr(run.loss, "__name__", "loss"),
-        "executor": trainer.executor,
-    }  # fmt: skip
-    if trainer.why_eager is not None:
-        params["why_eager"] = trainer.why_eager
-    return params
-
-
-def fit_args(run, epochs: int, X: np.ndarray, y: np.ndarray) -> dict:
-    """What a checkpoint records of this call of ``fit``, and a resumed call must repeat (JSON
-    values)."""
-    loader, validation = run.loader, run.validation
-    return {
-        "epochs": epochs, "batch_size": int(loader.batch_size), "shuffle": bool(loader.shuffle),
-        "steps_per_epoch": len(loader), "n_samples": int(loader.n_samples),
-        "sample_shape": [int(s) for s in X.shape[1:]],
-        "target_shape": [int(s) for s in y.shape[1:]],
-        "dtype": str(np.dtype(run.dtype)), "loss": str(getattr(run.loss, "__name__", "loss")),
-        "metrics": list(run.metric_fns),
-        "validation_samples": None if validation is None else len(validation[0]),
-    }  # fmt: skip

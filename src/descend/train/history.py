@@ -67,3 +67,35 @@ class History:
             f"History(epochs={self.n_epochs}, updates={self.n_updates}, "
             f"wall_time={self.wall_time:.3f}s, last={last}{flag})"
         )
+
+
+def fit_params(loader, optimizer, loss, trainer, epochs: int) -> dict:
+    """``history.params``: what this call of ``fit`` was, and which executor ran it.
+
+    Parameters
+    ----------
+    loader : Batches
+        The call's batches.
+    optimizer : Optimizer
+    loss : callable
+        The cost.
+    trainer : Trainer or ClusterTrainer
+        It says which executor runs the updates (and, on the eager one, why).
+    epochs : int
+
+    Returns
+    -------
+    dict
+        ``"epochs"``, ``"batch_size"``, ``"variant"``, ``"steps_per_epoch"``, ``"n_samples"``,
+        ``"shuffle"``, ``"optimizer"``, ``"loss"``, ``"executor"``, and ``"why_eager"`` when
+        the trainer fell back to the eager step.
+    """
+    params = {
+        "epochs": epochs, "batch_size": loader.batch_size, "variant": loader.variant,
+        "steps_per_epoch": len(loader), "n_samples": loader.n_samples, "shuffle": loader.shuffle,
+        "optimizer": type(optimizer).__name__, "loss": getattr(loss, "__name__", "loss"),
+        "executor": trainer.executor,
+    }  # fmt: skip
+    if trainer.why_eager is not None:
+        params["why_eager"] = trainer.why_eager
+    return params

@@ -9,37 +9,32 @@ One update is the Trainer's step, the textbook loop (see :mod:`descend.train.tra
     optimizer.step(model.parameters()) # gradient descent: theta <- theta - lr * dC/dtheta
 
 ``fit`` adds what is around it: the batches of each epoch, the records (``History``), the
-callbacks, the Ctrl-C guard, checkpoints and the watch for divergence. Its argument checks live
-in :mod:`~descend.train.checks`, resuming in :mod:`~descend.train.resume`, ``evaluate`` and
-``predict`` in :mod:`~descend.train.inference`.
+callbacks, the Ctrl-C guard, checkpoints and the watch for divergence. What it works with is set
+up from its arguments in :mod:`~descend.train.setup`; its argument checks live in
+:mod:`~descend.train.checks`, resuming in :mod:`~descend.train.resume`, the Ctrl-C guard in
+:mod:`~descend.train.interrupt`, the watch in :mod:`~descend.train.divergence`, ``evaluate``
+and ``predict`` in :mod:`~descend.train.inference`.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from descend import losses, optim
+from descend import optim
 from descend.cluster.ray import Ray
-from descend.cluster.trainer import ClusterTrainer
 from descend.compile.backend import single_thread_if_small
-from descend.data import batches as make_batches
-from descend.data.validation import as_generator
 from descend.nn.module import Module
-from descend.train import checks
-from descend.train.callbacks import Callback, ProgressBar, any_stop, progress_wanted
-from descend.train.checkpoint import Checkpoint, TrainingState
-from descend.train.divergence import DivergenceWatch
+from descend.train.callbacks import Callback, any_stop
 from descend.train.history import History
 from descend.train.inference import evaluate, largest_matmul_flops, predict, scores
 from descend.train.interrupt import DeferInterrupt
-from descend.train.metrics import get_metrics
-from descend.train.resume import resume
-from descend.train.trainer import DivergenceError, Trainer
+from descend.train.resume import epoch_done
+from descend.train.setup import Run
+from descend.train.trainer import DivergenceError
 
 
 def fit(
@@ -184,20 +179,11 @@ def fit(
     >>> history.n_updates, history.epoch["accuracy"][-1] > 0.85
     (300, True)
     """
-    if fused is not None:
-        warnings.warn("fit(fused=...) is now fit(compile=...)", DeprecationWarning, stacklevel=2)
-        compile = fused
-    checks.check_model(model)
-    hint = "train for at least one epoch, e.g. epochs=10"
-    epochs = checks.check_positive_int(epochs, "epochs", hint)
-    run = _Run(model, loss, optimizer, lr, metrics, callbacks, compile, cluster)
-    data_checks = checks.data if cluster is None else ClusterTrainer.check_data
-    X, y, validation = data_checks(model, X, y, validation_data, validation_split, run.loss)
-    run.prepare(X, y, batch_size, shuffle, as_generator(seed), epochs, validation, progress)
-    if resume_from is not None:
-        run.rng = resume(resume_from, run.state, run.rng, epochs, model, run.optimizer)
-        run.loader.generator = run.rng
-    run.begin()
+    run = Run(model, loss, optimizer, lr, epochs, metrics, callbacks, compile, fused, cluster)
+    run.prepare(X, y, batch_size, shuffle, seed, validation_data, validation_split, progress)
+    run.begin(resume_from)
+    for cb in run.callbacks:
+        cb.on_train_begin(run.begin_logs)
     guard = run.guard = DeferInterrupt().install()
     start, wall_before, status = time.perf_counter(), run.history.wall_time, "failed"
     try:
@@ -206,8 +192,8 @@ def fit(
         flops = largest_matmul_flops(model, run.loader.batch_size)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             with single_thread_if_small(flops):
-                for epoch in range(run.state.epoch, epochs):
-                    if run.epoch(epoch):
+                for epoch in range(run.state.epoch, run.epochs):
+                    if _epoch(run, epoch):
                         break
         status = "stopped" if run.history.stopped_early else "completed"
     except KeyboardInterrupt:
@@ -218,147 +204,85 @@ def fit(
     finally:
         guard.critical = False
         guard.uninstall()
-        run.end(status, wall_before + time.perf_counter() - start)
+        run.trainer.finish()
+        run.state.status = status
+        run.history.wall_time = wall_before + time.perf_counter() - start
+        for cb in run.callbacks:
+            cb.on_train_end(run.epoch_logs)
     return run.history
 
 
-class _Run:
-    """One call of ``fit``: its trainer, batches, records and callbacks."""
-
-    def __init__(self, model, loss, optimizer, lr, metrics, callbacks, compile, cluster) -> None:
-        self.model, self.loss = model, losses.get(loss)
-        self.metric_fns = get_metrics(checks.check_metrics(metrics), losses.is_classification(loss))
-        self.callbacks = checks.check_callbacks(callbacks)
-        self.optimizer = checks.resolve_optimizer(optimizer, lr)
-        if cluster is None:
-            self.trainer = Trainer(model, loss=self.loss, optimizer=self.optimizer, compile=compile)
-        else:
-            self.trainer = ClusterTrainer(
-                cluster, model, self.loss, self.optimizer, self.metric_fns
-            )
-        self.cluster = cluster
-        self.dtype = model.dtype or np.float32
-        self.epoch_logs: dict = {}
-
-    def prepare(self, X, y, batch_size, shuffle, rng, epochs, validation, progress) -> None:
-        self.rng, self.epochs, self.validation = rng, epochs, validation
-        batched = (X, y)
-        if self.cluster is not None:  # the workers hold the rows: fit batches the row numbers
-            batched = (self.trainer.prepare(X, y), None)
-            X, y = self.trainer.like  # zero rows of the data's shapes, for the records
-        self.loader = make_batches(*batched, batch_size=batch_size, shuffle=shuffle, seed=rng)
-        callbacks = self.callbacks
-        if progress_wanted(progress) and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(ProgressBar())
-        self.trainer.reads_grads = any(getattr(c, "reads_gradients", True) for c in self.callbacks)
-        if self.cluster is None:
-            y = self.trainer.prepare(X, y, self.loader.batch_size)
-            self.loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
-        self.history = History(params=checks.fit_params(self, epochs))
-        args = checks.fit_args(self, epochs, X, y)
-        self.state = TrainingState(self.model, self.optimizer, self.history, args, self.metric_fns)
-
-    def begin(self) -> None:
-        loader, state, history = self.loader, self.state, self.history
-        # after a resume: the watch finds the run's start in the history restored
-        self.watch = DivergenceWatch(self.trainer.params, history)
-        self.checkpointing = False
-        for cb in self.callbacks:
-            cb.set_context(self.model, history)
-            if isinstance(cb, Checkpoint):
-                cb.set_training_state(state)
-                self.checkpointing = True
-        if self.checkpointing and not state.batches_done and loader.shuffle:
-            if loader.variant != "batch":
-                state.rng_state = self.rng.bit_generator.state  # at the start of the epoch
-        begin_logs = {
-            "epochs": self.epochs, "steps_per_epoch": len(loader),
-            "n_samples": loader.n_samples, "batch_size": loader.batch_size,
-        }  # fmt: skip
-        for cb in self.callbacks:
-            cb.on_train_begin(begin_logs)
-
-    def epoch(self, epoch: int) -> bool:
-        """One epoch (the rest of it, when resumed); True when a callback stopped training."""
-        state, history, callbacks, guard = self.state, self.history, self.callbacks, self.guard
-        trainer, optimizer, dtype, watch = self.trainer, self.optimizer, self.dtype, self.watch
-        epoch_start = time.perf_counter()
-        for cb in callbacks:
-            cb.on_epoch_begin(epoch, {"lr": optimizer.lr})
-        watch.start_epoch(epoch)
-        batch, total, seen = state.batches_done, state.total, state.seen  # zero, unless resumed
-        metric_items, metric_sums = list(self.metric_fns.items()), state.metric_sums
-        step_loss, step_size = history.step["loss"], history.step["batch_size"]
-        for xb, yb in self.loader.epoch(batch):
-            if xb.dtype != dtype and self.cluster is None:
-                xb = xb.astype(dtype)
-            n, rate, step = xb.shape[0], optimizer.lr, history.n_updates
-            # The update and its record, as one: Ctrl-C waits until both are done.
-            guard.critical = True
-            try:
-                value = trainer.step(xb, yb)
-            except DivergenceError as err:
-                raise watch.diverged(err.what, err.value, step, epoch, rate) from None
-            if value > watch.limit:
-                watch.check(value, n, step, epoch, rate)
-            if metric_items:  # from this update's forward pass, before the update
-                batch_scores = (scores(metric_items, yb, trainer.output) if self.cluster is None
-                                else trainer.scores)  # fmt: skip
-                for (name, _), score in zip(metric_items, batch_scores, strict=True):
-                    metric_sums[name] += score * n
-            step_loss.append(value)
-            step_size.append(n)
-            total += value * n
-            seen += n
-            batch += 1
-            history.n_updates = step + 1
-            if self.checkpointing:
-                state.step, state.batches_done = step + 1, batch
-                state.total, state.seen = total, seen
-            guard.critical = False
-            if guard.pending:
-                guard.release()
-            if callbacks:
-                logs = {"loss": value, "batch_size": n, "epoch": epoch, "lr": rate}
-                for cb in callbacks:
-                    cb.on_step_end(step, logs)
-                if any_stop(callbacks):
-                    break
-        return self.end_epoch(epoch, total / seen, seen, epoch_start)
-
-    def end_epoch(self, epoch: int, loss: float, seen: int, epoch_start: float) -> bool:
-        state, history, guard = self.state, self.history, self.guard
-        logs = self.epoch_logs = {"loss": loss}
-        logs.update({k: v / seen for k, v in state.metric_sums.items()})
-        if self.validation is not None:
-            val = evaluate(self.model, *self.validation, loss=self.loss, metrics=self.metric_fns)
-            logs.update({f"val_{k}": v for k, v in val.items()})
-        logs["lr"] = self.optimizer.lr
-        logs["time"] = time.perf_counter() - epoch_start
+def _epoch(run: Run, epoch: int) -> bool:
+    """One epoch (the rest of it, when resumed): its batches, each one update and its record;
+    True when a callback stopped training."""
+    state, history, callbacks, guard = run.state, run.history, run.callbacks, run.guard
+    trainer, optimizer, dtype, watch = run.trainer, run.optimizer, run.dtype, run.watch
+    epoch_start = time.perf_counter()
+    for cb in callbacks:
+        cb.on_epoch_begin(epoch, {"lr": optimizer.lr})
+    watch.start_epoch(epoch)
+    metric_items, metric_sums = list(run.metric_fns.items()), state.metric_sums
+    step_loss, step_size, cluster = history.step["loss"], history.step["batch_size"], run.cluster
+    batch, total, seen = state.batches_done, state.total, state.seen  # zero, unless resumed
+    for xb, yb in run.loader.epoch(batch):
+        if xb.dtype != dtype and cluster is None:
+            xb = xb.astype(dtype)
+        n, rate, step = xb.shape[0], optimizer.lr, history.n_updates
+        # The update and its record, as one: Ctrl-C waits until both are done.
         guard.critical = True
-        history.log_epoch(logs)
-        state.epoch, state.batches_done, state.step = epoch + 1, 0, history.n_updates
-        state.total, state.seen = 0.0, 0
-        state.metric_sums = dict.fromkeys(self.metric_fns, 0.0)
-        if state.rng_state is not None:
-            state.rng_state = self.rng.bit_generator.state
+        try:
+            value = trainer.step(xb, yb)
+        except DivergenceError as err:
+            raise watch.diverged(err.what, err.value, step, epoch, rate) from None
+        if value > watch.limit:
+            watch.check(value, n, step, epoch, rate)
+        if metric_items:  # from this update's forward pass, before the update
+            got = scores(metric_items, yb, trainer.output) if cluster is None else trainer.scores
+            for (name, _), score in zip(metric_items, got, strict=True):
+                metric_sums[name] += score * n
+        step_loss.append(value)
+        step_size.append(n)
+        total += value * n
+        seen += n
+        batch += 1
+        history.n_updates = step + 1
+        if run.checkpointing:  # where the run is, for a Checkpoint's save
+            state.step, state.batches_done, state.total, state.seen = step + 1, batch, total, seen
         guard.critical = False
         if guard.pending:
             guard.release()
-        for cb in self.callbacks:
-            cb.on_epoch_end(epoch, logs)
-        if not any_stop(self.callbacks):
-            return False
-        steps = len(self.loader)
-        history.stopped_early = epoch < self.epochs - 1 or history.n_updates < self.epochs * steps
-        return True
+        if callbacks:
+            logs = {"loss": value, "batch_size": n, "epoch": epoch, "lr": rate}
+            for cb in callbacks:
+                cb.on_step_end(step, logs)
+            if any_stop(callbacks):
+                break
+    return _end_epoch(run, epoch, epoch_start, total, seen)
 
-    def end(self, status: str, wall_time: float) -> None:
-        self.trainer.finish()
-        self.state.status = status
-        self.history.wall_time = wall_time
-        for cb in self.callbacks:
-            cb.on_train_end(self.epoch_logs)
+
+def _end_epoch(run: Run, epoch: int, epoch_start: float, total: float, seen: int) -> bool:
+    """The epoch's record (as one, like an update's) and the callbacks' turn; True when a
+    callback stopped training."""
+    state, history, guard, callbacks = run.state, run.history, run.guard, run.callbacks
+    logs = run.epoch_logs = {"loss": total / seen}
+    logs.update({k: v / seen for k, v in state.metric_sums.items()})
+    if run.validation is not None:
+        val = evaluate(run.model, *run.validation, loss=run.loss, metrics=run.metric_fns)
+        logs.update({f"val_{k}": v for k, v in val.items()})
+    logs["lr"], logs["time"] = run.optimizer.lr, time.perf_counter() - epoch_start
+    guard.critical = True
+    history.log_epoch(logs)
+    epoch_done(state, epoch, run.rng)
+    guard.critical = False
+    if guard.pending:
+        guard.release()
+    for cb in callbacks:
+        cb.on_epoch_end(epoch, logs)
+    if not any_stop(callbacks):
+        return False
+    steps = run.epochs * len(run.loader)
+    history.stopped_early = epoch < run.epochs - 1 or history.n_updates < steps
+    return True
 
 
 __all__ = ["DivergenceError", "evaluate", "fit", "predict"]

@@ -1,4 +1,8 @@
-"""Resuming ``fit`` from a checkpoint: the same call, continued where it was saved."""
+"""Resuming ``fit`` from a checkpoint: the same call, continued where it was saved.
+
+Also what ``fit`` keeps so that it can be resumed: the arguments a resumed call must repeat
+(:func:`fit_args`) and where the run is at the end of each epoch (:func:`epoch_done`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,32 @@ import numpy as np
 from descend.io import ModelFileError
 from descend.nn.module import Module
 from descend.train.checkpoint import TrainingState, load_checkpoint, optimizer_config
+
+
+def fit_args(loader, epochs: int, X, y, dtype, loss, metric_fns, validation) -> dict:
+    """What a checkpoint records of this call of ``fit``, and a resumed call must repeat (JSON
+    values): the batching, the shapes of a sample and of a target, the dtype, the cost, the
+    metrics' names and the size of the validation set."""
+    return {
+        "epochs": epochs, "batch_size": int(loader.batch_size), "shuffle": bool(loader.shuffle),
+        "steps_per_epoch": len(loader), "n_samples": int(loader.n_samples),
+        "sample_shape": [int(s) for s in X.shape[1:]],
+        "target_shape": [int(s) for s in y.shape[1:]],
+        "dtype": str(np.dtype(dtype)), "loss": str(getattr(loss, "__name__", "loss")),
+        "metrics": list(metric_fns),
+        "validation_samples": None if validation is None else len(validation[0]),
+    }  # fmt: skip
+
+
+def epoch_done(state: TrainingState, epoch: int, rng) -> None:
+    """Move ``state`` past epoch ``epoch``: to the start of the next one, no batch of it done,
+    its running sums at zero and (when the state keeps it) the generator's state there, so that
+    a checkpoint saved now resumes at that start."""
+    state.epoch, state.batches_done, state.step = epoch + 1, 0, state.history.n_updates
+    state.total, state.seen = 0.0, 0
+    state.metric_sums = dict.fromkeys(state.metric_sums, 0.0)
+    if state.rng_state is not None:
+        state.rng_state = rng.bit_generator.state
 
 
 def resume(path, state: TrainingState, rng, epochs: int, model: Module, optimizer):
