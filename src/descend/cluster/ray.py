@@ -3,9 +3,13 @@
 Two uses, one object (:class:`Ray`):
 
 * data-parallel gradient descent (:class:`DataParallel`): each worker is a Ray actor holding a
-  shard of the data (:class:`~descend.cluster.worker.ShardWorker`); every update sends it the
-  parameters once (one object in Ray's store, read by all workers) and its rows of the batch,
-  and adds the sums it returns in worker order;
+  shard of the data (:class:`~descend.cluster.worker.ShardWorker`); every update sends the
+  parameters as one flat vector, once for all the workers, with each worker's rows of the batch,
+  and adds the flat gradient sums they return in worker order. After the first updates of a run
+  the messages go through a Ray Compiled Graph (shared-memory channels set up once, about a
+  millisecond per update instead of several for two remote calls and the object store); a
+  worker that dies tears the graph down, the update is done again by plain actor calls (Ray
+  restarts the worker, which reloads its shard) and the graph is compiled again;
 * many independent runs (:meth:`Ray.map`): each run is a Ray task.
 
 Ray is imported only when one of these starts, so ``import descend`` never needs it.
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.cluster.worker import ShardWorker
+from descend.cluster.worker import Layout, ShardWorker
 from descend.compile.backend import split_rows
 from descend.nn.module import Module
 
@@ -29,6 +33,12 @@ RAY_HINT = "install it with: pip install 'descend[ray]'"
 INLINE_BYTES = 64 << 10
 """Parameters up to this size go to the workers inside each call (no round trip through Ray's
 object store); larger ones are put into the store once per update and read by every worker."""
+GRAPH_AFTER = 20
+"""With ``compiled_graph=None``, the updates of a run made by plain actor calls before the Ray
+Compiled Graph is set up (compiling it takes 0.2-0.5 s, which a run of a few updates would not
+win back)."""
+
+log = logging.getLogger(__name__)
 
 
 class ClusterError(RuntimeError):
@@ -73,6 +83,13 @@ class Ray:
         update is computed again, with the same result).
     start_timeout : float, default 120.0
         Seconds to wait for the workers to start before giving up with a :class:`ClusterError`.
+    compiled_graph : bool or None, default None
+        Data-parallel training: send each update's parameters and receive its gradients through
+        a Ray Compiled Graph (shared-memory channels, set up once per run) rather than by two
+        remote calls and the object store. ``None``: from update ``GRAPH_AFTER + 1`` of a run
+        on; ``True``: from the first; ``False``: never. Where the graph cannot be compiled (e.g.
+        a ``ray://`` client connection), plain calls are used; the numbers are the same either
+        way.
 
     Examples
     --------
@@ -89,6 +106,7 @@ class Ray:
         cpus_per_worker: float | None = None,
         max_restarts: int = 3,
         start_timeout: float = 120.0,
+        compiled_graph: bool | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}; e.g. workers=2")
@@ -102,6 +120,7 @@ class Ray:
         self.cpus_per_worker = cpus_per_worker
         self.max_restarts = max_restarts
         self.start_timeout = start_timeout
+        self.compiled_graph = compiled_graph
 
     def __repr__(self) -> str:
         return f"Ray(workers={self.workers}, address={self.address!r})"
@@ -259,10 +278,11 @@ class DataParallel:
     """Data-parallel sums of a batch's cost and gradients over Ray workers.
 
     The driver's model keeps the parameters and the optimizer; each update,
-    :meth:`gradients` sends the parameters to every worker once (one object in Ray's store),
-    tells each worker its rows of the batch, adds the summed cost and gradients the workers
-    return *in worker order* (so two runs are bit-identical), divides by the batch size and
-    writes the mean gradients into the parameters' ``.grad``.
+    :meth:`gradients` sends the parameters to every worker as one flat vector (serialized once
+    for all of them), with each worker's rows of the batch, adds the flat gradient sums the
+    workers return *in worker order* (so two runs are bit-identical), divides by the batch size
+    and makes the parameters' ``.grad`` views of the result (a buffer overwritten by the next
+    update, as with the compiled step on one machine: copy it in a callback to keep it).
 
     Parameters
     ----------
@@ -288,16 +308,25 @@ class DataParallel:
         Each worker's rows, in global row numbers.
     scores : list of float
         The metrics of the last batch, in the order of ``metric_fns``.
+    why_eager : str or None
+        None when the workers compute with the compiled step, else why they run it eagerly.
+    graph : bool
+        Whether the last update went through the Ray Compiled Graph.
     """
 
     def __init__(
         self, cluster: Ray, model: Module, loss_fn: Callable, X, y, metric_fns: dict
     ) -> None:
         ray = cluster.connect()
-        self._ray = ray
+        self._ray, self.cluster = ray, cluster
         self.model, self.params = model, model.parameters()
+        self.layout = Layout(self.params)
+        self._send = np.empty(self.layout.size, self.layout.dtype)
+        self._total = np.empty(self.layout.size, self.layout.dtype)
+        self._grad_views = self.layout.views(self._total)
         self.metric_names = list(metric_fns)
         self.scores: list[float] = []
+        self.updates, self.graph, self._dag, self._graph_failures = 0, False, None, 0
         x_files, y_files = _as_pieces(X), _as_pieces(y)
         if (x_files is None) != (y_files is None):
             raise TypeError(
@@ -321,9 +350,9 @@ class DataParallel:
         )(_RayShardWorker)
         self.workers = [
             actor.options(scheduling_strategy="SPREAD").remote(
-                model_ref, loss_fn, metric_fns, xs, ys
+                model_ref, loss_fn, metric_fns, xs, ys, i
             )
-            for xs, ys in pieces
+            for i, (xs, ys) in enumerate(pieces)
         ]
         self._await_start(cluster, lengths)
 
@@ -360,7 +389,8 @@ class DataParallel:
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
             self.close()
             raise ClusterError(f"a worker could not start: {_cause_line(exc)}") from None
-        self.shapes = described[0][1:]
+        self.shapes = described[0][1:3]
+        self.why_eager = next((d[3] for d in described if d[3] is not None), None)
         if None in lengths:  # files the driver could not see: the workers counted them
             lengths = [d[0] for d in described]
         starts = np.cumsum([0, *lengths])
@@ -371,11 +401,16 @@ class DataParallel:
         """The workers' process ids, in worker order."""
         return _get(self._ray, [w.pid.remote() for w in self.workers])
 
-    def _rows_of(self, rows: np.ndarray | None) -> list:
+    @property
+    def grads(self) -> np.ndarray:
+        """The last batch's mean gradients, one flat vector (the ``.grad`` are views of it)."""
+        return self._total
+
+    def _rows_of(self, rows: np.ndarray | None) -> tuple | None:
         if rows is None or len(rows) == self.n_samples:
-            return [None] * len(self.workers)  # every row: each worker takes its whole shard
+            return None  # every row: each worker takes its whole shard
         rows = np.asarray(rows).reshape(-1)
-        return [rows[(rows >= a) & (rows < b)] - a for a, b in self.bounds]
+        return tuple(rows[(rows >= a) & (rows < b)] - a for a, b in self.bounds)
 
     def gradients(self, rows: np.ndarray | None) -> float:
         """The batch's mean cost; its mean gradients are written into the parameters' ``.grad``.
@@ -390,34 +425,82 @@ class DataParallel:
         float
             The cost of the batch at the current parameters (before any update).
         """
-        weights = [p.data for p in self.params]
-        if sum(w.nbytes for w in weights) > INLINE_BYTES:
-            weights = self._ray.put(weights)  # once for all the workers, not once each
-        refs = [
-            w.sums.remote(weights, r)
-            for w, r in zip(self.workers, self._rows_of(rows), strict=True)
-        ]
-        parts = _get(self._ray, refs)
-        n = sum(part["n"] for part in parts)
-        cost, grads = 0.0, None
-        for part in parts:  # in worker order, always the same
-            if not part["n"]:
+        weights = self.layout.gather([p.data for p in self.params], self._send)
+        parts = self._sums(weights, self._rows_of(rows))
+        total, n, cost, first = self._total, 0, 0.0, True
+        for rows_used, part_cost, _, grads in parts:  # in worker order, always the same
+            if not rows_used:
                 continue
-            cost += part["cost"]
-            if grads is None:
-                grads = [np.array(g) for g in part["grads"]]
+            n += rows_used
+            cost += part_cost
+            if first:
+                np.copyto(total, grads)
+                first = False
             else:
-                for total, g in zip(grads, part["grads"], strict=True):
-                    total += g
-        for p, g in zip(self.params, grads, strict=True):
-            g /= n
+                total += grads
+        total /= n
+        for p, g in zip(self.params, self._grad_views, strict=True):
             p.grad = g
-        self.scores = [sum(part["metrics"].get(k, 0.0) for part in parts) / n
-                       for k in self.metric_names]  # fmt: skip
+        self.scores = [sum(part[2][i] for part in parts if part[0]) / n
+                       for i in range(len(self.metric_names))]  # fmt: skip
+        self.updates += 1
         return cost / n
+
+    def _sums(self, weights: np.ndarray, rows: tuple | None) -> list:
+        """Every worker's ``(n, cost, metrics, grads)``, in worker order: through the compiled
+        graph when there is one, else (and to do an update again after a failure) by calls."""
+        if self._dag is None and self._graph_wanted():
+            self._compile_graph(weights)
+        if self._dag is not None:
+            try:
+                parts = self._ray.get(self._dag.execute((weights, rows)), timeout=-1)
+            except Exception as exc:  # noqa: BLE001 - a worker died (or raised): by calls
+                log.info("the compiled graph failed (%s); the update is done again by calls",
+                         _first_line(exc))  # fmt: skip
+                self._graph_failures += 1
+                self._drop_graph()
+            else:
+                self.graph = True
+                return parts
+        self.graph = False
+        ray = self._ray
+        sent = ray.put(weights) if weights.nbytes > INLINE_BYTES else weights  # once for all
+        refs = [
+            w.sums.remote(sent, None if rows is None else rows[i])
+            for i, w in enumerate(self.workers)
+        ]
+        return _get(ray, refs)
+
+    def _graph_wanted(self) -> bool:
+        wanted = self.cluster.compiled_graph
+        if wanted is False or self._graph_failures > self.cluster.max_restarts:
+            return False
+        return wanted is True or self.updates >= GRAPH_AFTER
+
+    def _compile_graph(self, weights: np.ndarray) -> None:
+        try:
+            from ray.dag import InputNode, MultiOutputNode
+
+            with InputNode() as message:
+                dag = MultiOutputNode([w.run.bind(message) for w in self.workers])
+            # room for the parameters and the rows of a batch; a larger message grows it
+            self._dag = dag.experimental_compile(_buffer_size_bytes=weights.nbytes + (1 << 20))
+        except Exception as exc:  # noqa: BLE001 - e.g. a ray:// client: calls, as before
+            log.info("no compiled graph (%s); plain actor calls", _first_line(exc))
+            self._graph_failures = self.cluster.max_restarts + 1
+            self._dag = None
+
+    def _drop_graph(self) -> None:
+        dag, self._dag = self._dag, None
+        if dag is not None:
+            try:
+                dag.teardown()
+            except Exception:  # noqa: BLE001 - already torn down by Ray after a failure
+                pass
 
     def close(self) -> None:
         """Stop the workers (the Ray instance stays up for the next run)."""
+        self._drop_graph()
         for w in getattr(self, "workers", []):
             try:
                 self._ray.kill(w)
@@ -436,7 +519,7 @@ class _RayShardWorker(ShardWorker):
     """A :class:`ShardWorker` whose shard may be in Ray's object store: fetched when it starts
     (again after a restart), so the driver's references keep it there."""
 
-    def __init__(self, model, loss_fn, metric_fns, X_pieces, y_pieces) -> None:
+    def __init__(self, model, loss_fn, metric_fns, X_pieces, y_pieces, index) -> None:
         import ray
 
         def fetch(pieces):
@@ -445,7 +528,7 @@ class _RayShardWorker(ShardWorker):
         # Each argument arrives in a list: Ray leaves references inside a list alone, and
         # an actor whose (restart) arguments are references itself warns at every start.
         (model,) = fetch(model)
-        super().__init__(model, loss_fn, metric_fns, fetch(X_pieces), fetch(y_pieces))
+        super().__init__(model, loss_fn, metric_fns, fetch(X_pieces), fetch(y_pieces), index)
 
 
 def _cause_line(exc: BaseException) -> str:
