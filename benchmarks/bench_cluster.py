@@ -45,6 +45,7 @@ import numpy as np
 
 import descend as ds
 from descend.cluster.worker import ShardWorker
+from descend.compile.backend.blas import blas_threads
 
 BANDWIDTH = 1.25e9  # bytes/s: an assumed 10 Gbit/s link to the driver (not measured here)
 
@@ -72,13 +73,14 @@ def overhead(
         model = ds.nn.mlp(sizes, "relu", seed=0)
         local = ShardWorker(model, ds.losses.mse, {}, X[:2], y[:2])
         weights = local.weights()
-        for _ in range(5):  # traced, warm
-            local.sums(weights, None)
         compute = []
-        for _ in range(steps):
-            t = time.perf_counter()
-            local.sums(weights, None)
-            compute.append(time.perf_counter() - t)
+        with blas_threads(1):  # as on a Ray worker (one CPU: one BLAS thread)
+            for _ in range(5):  # traced, warm
+                local.sums(weights, None)
+            for _ in range(steps):
+                t = time.perf_counter()
+                local.sums(weights, None)
+                compute.append(time.perf_counter() - t)
         for w in workers:
             rows = np.arange(2 * w) * (len(X) // (2 * w))  # two rows in each worker's shard
             for path in paths:
@@ -217,12 +219,13 @@ def per_row_seconds(sizes, loss, batch=4096, repeats=5) -> float:
     out = "softmax" if sizes[-1] > 1 else None
     worker = ShardWorker(ds.nn.mlp(sizes, "relu", out, seed=0), loss, {}, X, y)
     weights = worker.weights()
-    worker.sums(weights, None)
     times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    with blas_threads(1):  # as on a Ray worker (one CPU: one BLAS thread)
         worker.sums(weights, None)
-        times.append(time.perf_counter() - t)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            worker.sums(weights, None)
+            times.append(time.perf_counter() - t)
     return statistics.median(times) / batch
 
 
