@@ -71,3 +71,27 @@ def test_a_model_that_cannot_be_compiled_runs_eagerly_with_the_same_sums():
     assert n == n2 == 20 and plain.why_eager is None
     np.testing.assert_allclose(cost, cost2, rtol=1e-13)
     np.testing.assert_allclose(grads, grads2, rtol=1e-12)
+
+
+def test_the_compiled_graph_is_kept_only_where_it_is_faster_than_calls(monkeypatch):
+    """compiled_graph=None: after GRAPH_TRIAL updates through the graph (the first, which
+    compiled it, left out), their median time against the last updates' by calls decides."""
+    from descend.cluster import ray as ray_module
+
+    def run(call_ms, graph_ms):
+        dp = ray_module.DataParallel.__new__(ray_module.DataParallel)
+        dp.cluster = ray_module.Ray(workers=2)
+        dp._cycles, dp._last_start, dp._graph_failures = {False: [], True: []}, None, 0
+        dp.graph = False
+        dp._dag, dropped = object(), []
+        dp._drop_graph = lambda: dropped.append(True)
+        clock = [0.0]
+        monkeypatch.setattr(ray_module.time, "perf_counter", lambda: clock[0])
+        for graph, ms in [(False, call_ms)] * 5 + [(True, 500.0)] + [(True, graph_ms)] * 10:
+            dp._time_cycle()
+            dp.graph, clock[0] = graph, clock[0] + ms / 1e3
+        dp._time_cycle()
+        return dropped, dp._graph_failures > dp.cluster.max_restarts
+
+    assert run(call_ms=5.0, graph_ms=1.0) == ([], False)  # the compile's 500 ms left out
+    assert run(call_ms=5.0, graph_ms=8.0) == ([True], True)  # slower: calls from now on

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import statistics
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,6 +38,10 @@ object store); larger ones are put into the store once per update and read by ev
 MAP_BATCHES_PER_WORKER = 4
 """:meth:`Ray.map` sends its runs in about this many batches per worker (fewer tasks, and
 still the next batch to take for a worker that finishes early)."""
+GRAPH_TRIAL = 10
+"""With ``compiled_graph=None``, the graph is kept only if the median time of its first
+``GRAPH_TRIAL`` updates (after the one that compiled it) is at most that of the last
+``GRAPH_TRIAL`` updates by calls."""
 GRAPH_AFTER = 20
 """With ``compiled_graph=None``, the updates of a run made by plain actor calls before the Ray
 Compiled Graph is set up (compiling it takes 0.2-0.5 s, which a run of a few updates would not
@@ -90,7 +96,9 @@ class Ray:
         Data-parallel training: send each update's parameters and receive its gradients through
         a Ray Compiled Graph (shared-memory channels, set up once per run) rather than by two
         remote calls and the object store. ``None``: from update ``GRAPH_AFTER + 1`` of a run
-        on; ``True``: from the first; ``False``: never. Where the graph cannot be compiled (e.g.
+        on, and kept if its updates are not slower than the calls' were (on a machine crowded
+        by other work its spinning waits can make it slower); ``True``: from the first;
+        ``False``: never. Where the graph cannot be compiled (e.g.
         a ``ray://`` client connection), plain calls are used; the numbers are the same either
         way.
 
@@ -385,6 +393,11 @@ class DataParallel:
         self.metric_names = list(metric_fns)
         self.scores: list[float] = []
         self.updates, self.graph, self._dag, self._graph_failures = 0, False, None, 0
+        # with compiled_graph=None: each update's time (start to start) by path, to keep the
+        # graph only where it is faster (on a machine crowded by other work, its spinning
+        # waits can make it slower than calls)
+        self._cycles: dict[bool, list[float]] = {False: [], True: []}
+        self._last_start: float | None = None
         x_files, y_files = _as_pieces(X), _as_pieces(y)
         if (x_files is None) != (y_files is None):
             raise TypeError(
@@ -483,6 +496,7 @@ class DataParallel:
         float
             The cost of the batch at the current parameters (before any update).
         """
+        self._time_cycle()
         weights = self.layout.gather([p.data for p in self.params], self._send)
         parts = self._sums(weights, self._rows_of(rows))
         total, n, cost, first = self._total, 0, 0.0, True
@@ -528,6 +542,24 @@ class DataParallel:
             for i, w in enumerate(self.workers)
         ]
         return _get(ray, refs)
+
+    def _time_cycle(self) -> None:
+        now = time.perf_counter()
+        if self._last_start is not None and self.cluster.compiled_graph is None:
+            cycles = self._cycles[self.graph]
+            cycles.append(now - self._last_start)
+            del cycles[: -GRAPH_TRIAL - 1]
+            graph, calls = self._cycles[True][1:], self._cycles[False]  # [0]: with the compile
+            if self._dag is not None and len(graph) == GRAPH_TRIAL and calls:
+                by_graph, by_calls = statistics.median(graph), statistics.median(calls)
+                if by_graph > by_calls:
+                    log.info("the compiled graph took %.2f ms an update against %.2f ms by "
+                             "calls; calls for the rest of the run", by_graph * 1e3,
+                             by_calls * 1e3)  # fmt: skip
+                    self._drop_graph()
+                    self._graph_failures = self.cluster.max_restarts + 1
+                self._cycles[True] = []  # decided
+        self._last_start = now
 
     def _graph_wanted(self) -> bool:
         wanted = self.cluster.compiled_graph
