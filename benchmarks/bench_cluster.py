@@ -282,14 +282,15 @@ def model_section(over, fb, sw, coef, nets) -> str:
                   f"**{sw['speedup']:.2f}x** (target 1.7x); every "
                   f"run bit-identical to its serial twin: {sw['identical']}."]  # fmt: skip
     lines += ["", "### A model of step time for 1 to 64 machines", "",
-              f"Fitted (non-negative least squares) to the fastest overheads: "
+              f"Fitted (non-negative least squares) to the fastest overheads through the "
+              f"compiled graph: "
               f"o(P, m) = {a * 1e3:.2f} ms + {b * 1e3:.2f} ms x m "
               f"+ {c * 1e9:.3f} ns x P x m. Communication between machines is not measured here "
               f"(one machine); it is modelled as 8P bytes per worker (float32 parameters out, "
               f"gradients back) through the driver's link at an assumed "
-              f"{BANDWIDTH * 8 / 1e9:.0f} Gbit/s. The computation per row, k, is the eager step "
-              "measured on this machine (one core's share), divided evenly by the rows per "
-              "worker.", ""]  # fmt: skip
+              f"{BANDWIDTH * 8 / 1e9:.0f} Gbit/s. The computation per row, k, is a worker's "
+              "compiled step (its sums over 4,096 rows, one BLAS thread) measured on this "
+              "machine, divided evenly by the rows per worker.", ""]  # fmt: skip
     machines = [1, 2, 4, 8, 16, 32, 64]
     for name, P, k in nets:
         lines += [f"**{name}** ({P:,} parameters, k = {k * 1e6:.2f} µs per row):", "",
