@@ -20,15 +20,16 @@ per worker in float32, over one link of an *assumed* bandwidth) grow with the pa
 workers. Adding machines pays when ``T(B, m) < B * k``, i.e. from
 ``B* = (o + net) / (k * (1 - 1/m))`` rows per batch.
 
-Usage (times on this 2-core machine, loaded)::
+Usage (times measured on this 2-core machine at load averages 6 to 8)::
 
-    python benchmarks/bench_cluster.py --data /tmp/descend-cluster-data   # all: about 4 minutes
+    python benchmarks/bench_cluster.py --data /tmp/descend-cluster-data   # all: about 2 minutes
     python benchmarks/bench_cluster.py --quick                             # 200,000 rows
-    python benchmarks/bench_cluster.py --only overhead                     # about 1 minute
-    python benchmarks/bench_cluster.py --only sweep                        # about 40 s
+    python benchmarks/bench_cluster.py --only overhead                     # 40-60 s
+    python benchmarks/bench_cluster.py --only sweep                        # 20-30 s
     python benchmarks/bench_cluster.py --only overhead,sweep --markdown out.md
 
-Every section prints its own time. Ray starts once (about 10 s, not counted in a section).
+The full-batch section takes 30-50 s (writing its 1.6 GB of data the first time adds about
+20 s). Every section prints its own time; Ray starts once before them (5-10 s).
 """
 
 from __future__ import annotations
