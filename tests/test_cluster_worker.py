@@ -95,3 +95,9 @@ def test_the_compiled_graph_is_kept_only_where_it_is_faster_than_calls(monkeypat
 
     assert run(call_ms=5.0, graph_ms=1.0) == ([], False)  # the compile's 500 ms left out
     assert run(call_ms=5.0, graph_ms=8.0) == ([True], True)  # slower: calls from now on
+
+    dp = ray_module.DataParallel.__new__(ray_module.DataParallel)
+    dp.cluster, dp._graph_failures = ray_module.Ray(workers=2), 0
+    for updates, seconds, wanted in [(19, 0.01, False), (20, 0.01, True), (20, 0.2, False)]:
+        dp.updates, dp._cycles = updates, {False: [seconds] * 10, True: []}
+        assert dp._graph_wanted() == wanted  # long updates (computation) keep the calls

@@ -42,6 +42,11 @@ GRAPH_TRIAL = 10
 """With ``compiled_graph=None``, the graph is kept only if the median time of its first
 ``GRAPH_TRIAL`` updates (after the one that compiled it) is at most that of the last
 ``GRAPH_TRIAL`` updates by calls."""
+GRAPH_MAX_UPDATE = 0.1
+"""With ``compiled_graph=None``, the graph is tried only if the updates by calls take less than
+this (seconds, median): a longer one is mostly its computation, which the graph does not
+shorten, while its spinning waits take CPU from the workers (on one machine: 30-40% slower
+updates of 150 ms with 2 workers on 2 cores)."""
 GRAPH_AFTER = 20
 """With ``compiled_graph=None``, the updates of a run made by plain actor calls before the Ray
 Compiled Graph is set up (compiling it takes 0.2-0.5 s, which a run of a few updates would not
@@ -96,8 +101,9 @@ class Ray:
         Data-parallel training: send each update's parameters and receive its gradients through
         a Ray Compiled Graph (shared-memory channels, set up once per run) rather than by two
         remote calls and the object store. ``None``: from update ``GRAPH_AFTER + 1`` of a run
-        on, and kept if its updates are not slower than the calls' were (on a machine crowded
-        by other work its spinning waits can make it slower); ``True``: from the first;
+        on if the updates take less than ``GRAPH_MAX_UPDATE`` (0.1 s) by calls, and kept if
+        its updates are not slower than the calls' were (its spinning waits take CPU, which
+        slows the workers' computation where they share the cores); ``True``: from the first;
         ``False``: never. Where the graph cannot be compiled (e.g.
         a ``ray://`` client connection), plain calls are used; the numbers are the same either
         way.
@@ -565,7 +571,16 @@ class DataParallel:
         wanted = self.cluster.compiled_graph
         if wanted is False or self._graph_failures > self.cluster.max_restarts:
             return False
-        return wanted is True or self.updates >= GRAPH_AFTER
+        if wanted is True:
+            return True
+        calls = self._cycles[False]
+        # an update of GRAPH_MAX_UPDATE or more is its computation: little to win, and the
+        # graph's spinning waits would take cores from the workers
+        return (
+            self.updates >= GRAPH_AFTER
+            and bool(calls)
+            and statistics.median(calls) < GRAPH_MAX_UPDATE
+        )
 
     def _compile_graph(self, weights: np.ndarray) -> None:
         try:
