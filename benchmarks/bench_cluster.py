@@ -4,7 +4,8 @@ Three measurements, then the model (printed as a Markdown section for benchmarks
 
 1. **Per-step overhead** of data-parallel training: one update's wall time on Ray minus the
    computation itself, for networks of 1k to 1M parameters and 1 and 2 workers (a batch of two
-   rows per worker, so that the computation is negligible).
+   rows per worker, so that the computation is negligible), through Ray's Compiled Graph (what
+   a run uses after its first 20 updates) and through plain actor calls.
 2. **Full-batch gradient descent on 2,000,000 x 100** memory-mapped float32 rows (network
    100-64-1, mean squared error): seconds per epoch (= per update) of plain ``ds.fit`` and of
    ``ds.fit(cluster=...)`` with 1 and 2 workers, each worker opening its own shard file.
@@ -19,10 +20,16 @@ per worker in float32, over one link of an *assumed* bandwidth) grow with the pa
 workers. Adding machines pays when ``T(B, m) < B * k``, i.e. from
 ``B* = (o + net) / (k * (1 - 1/m))`` rows per batch.
 
-Usage::
+Usage (times measured on this 2-core machine at load averages 6 to 8)::
 
-    python benchmarks/bench_cluster.py --data /tmp/descend-cluster-data   # about 5 minutes
+    python benchmarks/bench_cluster.py --data /tmp/descend-cluster-data   # all: about 2 minutes
     python benchmarks/bench_cluster.py --quick                             # 200,000 rows
+    python benchmarks/bench_cluster.py --only overhead                     # 40-60 s
+    python benchmarks/bench_cluster.py --only sweep                        # 20-30 s
+    python benchmarks/bench_cluster.py --only overhead,sweep --markdown out.md
+
+The full-batch section takes 30-50 s (writing its 1.6 GB of data the first time adds about
+20 s). Every section prints its own time; Ray starts once before them (5-10 s).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import numpy as np
 
 import descend as ds
 from descend.cluster.worker import ShardWorker
+from descend.compile.backend.blas import blas_threads
 
 BANDWIDTH = 1.25e9  # bytes/s: an assumed 10 Gbit/s link to the driver (not measured here)
 
@@ -49,8 +57,14 @@ def _mlp_with(params: int) -> tuple[list[int], int]:
     return [100, h, 1], 102 * h + 1
 
 
-def overhead(targets=(1_000, 10_000, 100_000, 200_000, 1_000_000), workers=(1, 2), steps=30):
-    """Per-step wall time on Ray minus the computation, in ms."""
+def overhead(
+    targets=(1_000, 10_000, 100_000, 200_000, 1_000_000),
+    workers=(1, 2),
+    steps=50,
+    paths=("graph", "calls"),
+):
+    """Per-step wall time on Ray minus the computation, in ms, through the compiled graph and
+    through plain actor calls."""
     rng = np.random.default_rng(0)
     X = rng.random((256, 100), dtype=np.float32)
     y = rng.random(256, dtype=np.float32)
@@ -58,35 +72,44 @@ def overhead(targets=(1_000, 10_000, 100_000, 200_000, 1_000_000), workers=(1, 2
     for target in targets:
         sizes, n_params = _mlp_with(target)
         model = ds.nn.mlp(sizes, "relu", seed=0)
-        for w in workers:
-            rows = np.arange(2 * w) * (len(X) // (2 * w))  # two rows in each worker's shard
-            dp = ds.cluster.Ray(workers=w).data_parallel(model, ds.losses.mse, X, y)
-            try:
-                for _ in range(5):
-                    dp.gradients(rows)
-                times = []
-                for _ in range(steps):
-                    t = time.perf_counter()
-                    dp.gradients(rows)
-                    times.append(time.perf_counter() - t)
-            finally:
-                dp.close()
-            local = ShardWorker(model, ds.losses.mse, {}, X[:2], y[:2])
-            weights = [p.data for p in model.parameters()]
-            compute = []
+        local = ShardWorker(model, ds.losses.mse, {}, X[:2], y[:2])
+        weights = local.weights()
+        compute = []
+        with blas_threads(1):  # as on a Ray worker (one CPU: one BLAS thread)
+            for _ in range(5):  # traced, warm
+                local.sums(weights, None)
             for _ in range(steps):
                 t = time.perf_counter()
                 local.sums(weights, None)
                 compute.append(time.perf_counter() - t)
-            step, comp = statistics.median(times), statistics.median(compute)
-            # The fastest update is the best estimate of the cost on an idle machine: the
-            # machine is shared, and other processes only ever add time.
-            fastest = min(times) - min(compute)
-            rows_out.append({"params": n_params, "workers": w, "step_ms": step * 1e3,
-                             "compute_ms": comp * 1e3, "overhead_ms": (step - comp) * 1e3,
-                             "fastest_overhead_ms": fastest * 1e3})  # fmt: skip
-            print(f"overhead: {n_params:>9,} parameters, {w} worker(s): step {step * 1e3:.2f} ms, "
-                  f"compute {comp * 1e3:.2f} ms", flush=True)  # fmt: skip
+        for w in workers:
+            rows = np.arange(2 * w) * (len(X) // (2 * w))  # two rows in each worker's shard
+            for path in paths:
+                cluster = ds.cluster.Ray(workers=w, compiled_graph=path == "graph")
+                dp = cluster.data_parallel(model, ds.losses.mse, X, y)
+                try:
+                    for _ in range(5):
+                        dp.gradients(rows)
+                    assert dp.graph == (path == "graph")
+                    times = []
+                    for _ in range(steps):
+                        t = time.perf_counter()
+                        dp.gradients(rows)
+                        times.append(time.perf_counter() - t)
+                finally:
+                    dp.close()
+                step, comp = statistics.median(times), statistics.median(compute)
+                # The fastest update is the best estimate of the cost on an idle machine: the
+                # machine is shared, and other processes only ever add time.
+                fastest = min(times) - min(compute)
+                rows_out.append({"params": n_params, "workers": w, "path": path,
+                                 "step_ms": step * 1e3, "compute_ms": comp * 1e3,
+                                 "overhead_ms": (step - comp) * 1e3,
+                                 "fastest_overhead_ms": fastest * 1e3})  # fmt: skip
+                print(f"overhead: {n_params:>9,} parameters, {w} worker(s), {path}: step "
+                      f"{step * 1e3:.2f} ms, compute {comp * 1e3:.2f} ms, overhead "
+                      f"{(step - comp) * 1e3:.2f} ms (fastest {fastest * 1e3:.2f})",
+                      flush=True)  # fmt: skip
     return rows_out
 
 
@@ -153,8 +176,8 @@ def full_batch(folder: Path, epochs: int = 2):
     return out
 
 
-def sweep(workers: int = 2):
-    """A grid of 40 short runs, serially and on Ray."""
+def sweep(workers: int = 2, rounds: int = 2):
+    """A grid of 40 short runs, serially and on Ray (the faster of ``rounds`` each)."""
     X, y = ds.datasets.moons(2000, seed=0)
     model = ds.nn.mlp([2, 32, 32, 2], output_activation="softmax", seed=0)
     kwargs = dict(loss="categorical_cross_entropy", lrs=[0.01, 0.03, 0.1, 0.3, 1.0],
@@ -165,12 +188,19 @@ def sweep(workers: int = 2):
     ds.experiments.grid_sweep(
         model, X, y, **{**kwargs, "lrs": [0.1], "optimizers": ["gd"]}, cluster=cluster
     )  # fmt: skip  (warm up the Ray workers)
-    t = time.perf_counter()
-    serial = ds.experiments.grid_sweep(model, X, y, **kwargs)
-    t_serial = time.perf_counter() - t
-    t = time.perf_counter()
-    spread = ds.experiments.grid_sweep(model, X, y, cluster=cluster, **kwargs)
-    t_ray = time.perf_counter() - t
+    # Two alternating rounds, the faster of each: the machine is shared, and other processes
+    # only ever add time.
+    t_serial, t_ray = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        serial = ds.experiments.grid_sweep(model, X, y, **kwargs)
+        t_serial.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        spread = ds.experiments.grid_sweep(model, X, y, cluster=cluster, **kwargs)
+        t_ray.append(time.perf_counter() - t)
+        print(f"sweep round: serial {t_serial[-1]:.2f} s, Ray {t_ray[-1]:.2f} s "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    t_serial, t_ray = min(t_serial), min(t_ray)
     same = all(
         all(np.array_equal(a[k], b[k]) for k in a)
         for a, b in zip(serial.states, spread.states, strict=True)
@@ -183,27 +213,29 @@ def sweep(workers: int = 2):
 
 
 def per_row_seconds(sizes, loss, batch=4096, repeats=5) -> float:
-    """One machine's eager step time per row for a network (the computation a worker does)."""
+    """A worker's time per row for a network (its compiled step's sums over 4,096 rows)."""
     rng = np.random.default_rng(0)
     X = rng.random((batch, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], batch) if sizes[-1] > 1 else rng.random(batch, np.float32)
     out = "softmax" if sizes[-1] > 1 else None
     worker = ShardWorker(ds.nn.mlp(sizes, "relu", out, seed=0), loss, {}, X, y)
-    weights = [p.data for p in worker.params]
-    worker.sums(weights, None)
+    weights = worker.weights()
     times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    with blas_threads(1):  # as on a Ray worker (one CPU: one BLAS thread)
         worker.sums(weights, None)
-        times.append(time.perf_counter() - t)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            worker.sums(weights, None)
+            times.append(time.perf_counter() - t)
     return statistics.median(times) / batch
 
 
 def fit_overhead(rows) -> tuple[float, float, float]:
     """Non-negative least squares ``overhead_s = a + b*m + c*P*m`` over the fastest overheads
-    of the measured grid (a cost cannot be negative)."""
+    of the measured grid through the compiled graph (a cost cannot be negative)."""
     from scipy.optimize import nnls
 
+    rows = [r for r in rows if r["path"] == "graph"] or rows
     A = np.array([[1.0, r["workers"], r["params"] * r["workers"]] for r in rows])
     t = np.array([max(r["fastest_overhead_ms"], 0.0) / 1e3 for r in rows])
     scale = A.max(axis=0)  # columns of similar size for the solver
@@ -226,11 +258,14 @@ def model_section(over, fb, sw, coef, nets) -> str:
                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}): the timings are distorted "
                  "upwards, and by different amounts from one line to the next.")  # fmt: skip
     lines += ["", "**Per-step overhead** (one update on Ray minus its computation; 2 rows per "
-              "worker; medians of 30 updates, and the fastest update's overhead):", "",
-              "| parameters | workers | step (ms) | computation (ms) | overhead (ms) | fastest "
-              "overhead (ms) |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+              "worker; medians of 50 updates, and the fastest update's overhead; *graph*: Ray's "
+              "Compiled Graph, what a run uses from its 21st update; *calls*: plain actor calls "
+              "and the object store):", "",
+              "| parameters | workers | path | step (ms) | computation (ms) | overhead (ms) | "
+              "fastest overhead (ms) |",
+              "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in over:
-        lines.append(f"| {r['params']:,} | {r['workers']} | {r['step_ms']:.2f} | "
+        lines.append(f"| {r['params']:,} | {r['workers']} | {r['path']} | {r['step_ms']:.2f} | "
                      f"{r['compute_ms']:.2f} | {r['overhead_ms']:.2f} | "
                      f"{r['fastest_overhead_ms']:.2f} |")  # fmt: skip
     if fb:
@@ -244,17 +279,19 @@ def model_section(over, fb, sw, coef, nets) -> str:
     if sw:
         lines += ["", f"**A sweep of {sw['runs']} short runs** (grid_sweep, moons 2,000 x 2, MLP "
                   f"2-32-32-2, 8 epochs each): serially {sw['serial_s']:.1f} s, on Ray with 2 "
-                  f"workers {sw['ray_s']:.1f} s: **{sw['speedup']:.2f}x** (target 1.7x); every "
+                  f"workers {sw['ray_s']:.1f} s (the faster of 2 alternating rounds each): "
+                  f"**{sw['speedup']:.2f}x** (target 1.7x); every "
                   f"run bit-identical to its serial twin: {sw['identical']}."]  # fmt: skip
     lines += ["", "### A model of step time for 1 to 64 machines", "",
-              f"Fitted (non-negative least squares) to the fastest overheads: "
+              f"Fitted (non-negative least squares) to the fastest overheads through the "
+              f"compiled graph: "
               f"o(P, m) = {a * 1e3:.2f} ms + {b * 1e3:.2f} ms x m "
               f"+ {c * 1e9:.3f} ns x P x m. Communication between machines is not measured here "
               f"(one machine); it is modelled as 8P bytes per worker (float32 parameters out, "
               f"gradients back) through the driver's link at an assumed "
-              f"{BANDWIDTH * 8 / 1e9:.0f} Gbit/s. The computation per row, k, is the eager step "
-              "measured on this machine (one core's share), divided evenly by the rows per "
-              "worker.", ""]  # fmt: skip
+              f"{BANDWIDTH * 8 / 1e9:.0f} Gbit/s. The computation per row, k, is a worker's "
+              "compiled step (its sums over 4,096 rows, one BLAS thread) measured on this "
+              "machine, divided evenly by the rows per worker.", ""]  # fmt: skip
     machines = [1, 2, 4, 8, 16, 32, 64]
     for name, P, k in nets:
         lines += [f"**{name}** ({P:,} parameters, k = {k * 1e6:.2f} µs per row):", "",
@@ -282,20 +319,35 @@ def main() -> None:
         help="folder for the memory-mapped data (written once, kept)",
     )
     parser.add_argument("--quick", action="store_true", help="200,000 rows instead of 2,000,000")
-    parser.add_argument("--skip", default="", help="comma-separated: overhead,full,sweep")
+    parser.add_argument("--only", default="", help="comma-separated sections to run: "
+                        "overhead,full,sweep (default: all)")  # fmt: skip
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
     parser.add_argument("--markdown", help="write the section to this file")
     args = parser.parse_args()
-    skip = set(args.skip.split(","))
+    sections = {"overhead", "full", "sweep"}
+    wanted = set(filter(None, args.only.split(","))) or sections
+    wanted -= set(args.skip.split(","))
+    if not wanted <= sections:
+        parser.error(f"--only/--skip name sections of {sorted(sections)}, got {sorted(wanted)}")
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    over = overhead() if "overhead" not in skip else []
-    fb = None
-    if "full" not in skip:
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    over, fb, sw = [], None, None
+    if "overhead" in wanted:
+        t = time.perf_counter()
+        over = overhead()
+        print(f"(overhead section: {time.perf_counter() - t:.0f} s)", flush=True)
+    if "full" in wanted:
+        t = time.perf_counter()
         rows = 200_000 if args.quick else 2_000_000
         make_data(Path(args.data), rows)
         fb = {"rows": rows, "runs": full_batch(Path(args.data))}
-    sw = sweep() if "sweep" not in skip else None
+        print(f"(full-batch section: {time.perf_counter() - t:.0f} s)", flush=True)
+    if "sweep" in wanted:
+        t = time.perf_counter()
+        sw = sweep()
+        print(f"(sweep section: {time.perf_counter() - t:.0f} s)", flush=True)
     nets = [("MLP 784-256-10", 784 * 256 + 256 + 256 * 10 + 10,
              per_row_seconds([784, 256, 10], ds.losses.categorical_cross_entropy)),
             ("MLP 100-64-1", 100 * 64 + 64 + 64 + 1,

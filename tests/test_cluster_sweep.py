@@ -25,6 +25,20 @@ def _without_time(rows):
     return [{k: v for k, v in r.items() if k != "wall time (s)"} for r in rows]
 
 
+def test_map_runs_in_batches_costly_first_and_raises_the_first_error_in_item_order(local_ray):
+    def _check_width(width, height):  # a closure: pickled by value for the workers
+        if width in (1, 3):
+            raise ValueError(f"width {width}")
+        return width * height
+
+    items = [{"width": w} for w in range(12)]
+    assert local_ray.map(_check_width, items[4:], shared={"height": 3}) == [
+        3 * w for w in range(4, 12)
+    ]
+    with pytest.raises(ValueError, match="width 1"):  # item 3 runs first (the costlier)
+        local_ray.map(_check_width, items, shared={"height": 3}, cost=lambda item: item["width"])
+
+
 def test_grid_sweep_on_ray_equals_the_serial_sweep(local_ray):
     X, y = ds.datasets.moons(80, seed=0)
     X_test, y_test = ds.datasets.moons(40, seed=1)

@@ -3,9 +3,13 @@
 Two uses, one object (:class:`Ray`):
 
 * data-parallel gradient descent (:class:`DataParallel`): each worker is a Ray actor holding a
-  shard of the data (:class:`~descend.cluster.worker.ShardWorker`); every update sends it the
-  parameters once (one object in Ray's store, read by all workers) and its rows of the batch,
-  and adds the sums it returns in worker order;
+  shard of the data (:class:`~descend.cluster.worker.ShardWorker`); every update sends the
+  parameters as one flat vector, once for all the workers, with each worker's rows of the batch,
+  and adds the flat gradient sums they return in worker order. After the first updates of a run
+  the messages go through a Ray Compiled Graph (shared-memory channels set up once, about a
+  millisecond per update instead of several for two remote calls and the object store); a
+  worker that dies tears the graph down, the update is done again by plain actor calls (Ray
+  restarts the worker, which reloads its shard) and the graph is compiled again;
 * many independent runs (:meth:`Ray.map`): each run is a Ray task.
 
 Ray is imported only when one of these starts, so ``import descend`` never needs it.
@@ -16,12 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import statistics
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from descend.cluster.worker import ShardWorker
+from descend.cluster.worker import Layout, ShardWorker
 from descend.compile.backend import split_rows
 from descend.nn.module import Module
 
@@ -29,6 +35,24 @@ RAY_HINT = "install it with: pip install 'descend[ray]'"
 INLINE_BYTES = 64 << 10
 """Parameters up to this size go to the workers inside each call (no round trip through Ray's
 object store); larger ones are put into the store once per update and read by every worker."""
+MAP_BATCHES_PER_WORKER = 4
+""":meth:`Ray.map` sends its runs in about this many batches per worker (fewer tasks, and
+still the next batch to take for a worker that finishes early)."""
+GRAPH_TRIAL = 10
+"""With ``compiled_graph=None``, the graph is kept only if the median time of its first
+``GRAPH_TRIAL`` updates (after the one that compiled it) is at most that of the last
+``GRAPH_TRIAL`` updates by calls."""
+GRAPH_MAX_UPDATE = 0.1
+"""With ``compiled_graph=None``, the graph is tried only if the updates by calls take less than
+this (seconds, median): a longer one is mostly its computation, which the graph does not
+shorten, while its spinning waits take CPU from the workers (on one machine: 30-40% slower
+updates of 150 ms with 2 workers on 2 cores)."""
+GRAPH_AFTER = 20
+"""With ``compiled_graph=None``, the updates of a run made by plain actor calls before the Ray
+Compiled Graph is set up (compiling it takes 0.2-0.5 s, which a run of a few updates would not
+win back)."""
+
+log = logging.getLogger(__name__)
 
 
 class ClusterError(RuntimeError):
@@ -73,6 +97,16 @@ class Ray:
         update is computed again, with the same result).
     start_timeout : float, default 120.0
         Seconds to wait for the workers to start before giving up with a :class:`ClusterError`.
+    compiled_graph : bool or None, default None
+        Data-parallel training: send each update's parameters and receive its gradients through
+        a Ray Compiled Graph (shared-memory channels, set up once per run) rather than by two
+        remote calls and the object store. ``None``: from update ``GRAPH_AFTER + 1`` of a run
+        on if the updates take less than ``GRAPH_MAX_UPDATE`` (0.1 s) by calls, and kept if
+        its updates are not slower than the calls' were (its spinning waits take CPU, which
+        slows the workers' computation where they share the cores); ``True``: from the first;
+        ``False``: never. Where the graph cannot be compiled (e.g.
+        a ``ray://`` client connection), plain calls are used; the numbers are the same either
+        way.
 
     Examples
     --------
@@ -89,6 +123,7 @@ class Ray:
         cpus_per_worker: float | None = None,
         max_restarts: int = 3,
         start_timeout: float = 120.0,
+        compiled_graph: bool | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}; e.g. workers=2")
@@ -102,6 +137,7 @@ class Ray:
         self.cpus_per_worker = cpus_per_worker
         self.max_restarts = max_restarts
         self.start_timeout = start_timeout
+        self.compiled_graph = compiled_graph
 
     def __repr__(self) -> str:
         return f"Ray(workers={self.workers}, address={self.address!r})"
@@ -153,17 +189,33 @@ class Ray:
 
     # -- independent runs ------------------------------------------------------------------
 
-    def map(self, fn: Callable, items: Iterable[dict]) -> list:
-        """``[fn(**kwargs) for kwargs in items]``, each call a Ray task, results in order.
+    def map(
+        self,
+        fn: Callable,
+        items: Iterable[dict],
+        *,
+        shared: dict | None = None,
+        cost: Callable[[dict], float] | None = None,
+    ) -> list:
+        """``[fn(**shared, **kwargs) for kwargs in items]`` as Ray tasks, results in order.
 
-        A task that raises re-raises its own exception here (the first one, in order).
+        The runs go out in batches of several (one task each: the per-task cost of Ray, a few
+        milliseconds, is paid once per batch), the most costly first when ``cost`` says which
+        (so that no long run is left alone at the end), and the workers take the next batch as
+        they finish one. A run that raises re-raises its own exception here (the first one in
+        the order of ``items``).
 
         Parameters
         ----------
         fn : callable
             An importable function (a module-level one), called with keyword arguments.
         items : iterable of dict
-            One dict of keyword arguments per run.
+            One dict of keyword arguments per run (each run gets its own copy).
+        shared : dict, optional
+            Keyword arguments common to every run (e.g. the data): put into Ray's object store
+            once, read by every task; the runs must not change them.
+        cost : callable, optional
+            ``cost(item)``: a run's relative cost (e.g. its number of updates).
 
         Returns
         -------
@@ -175,13 +227,28 @@ class Ray:
         >>> import descend as ds
         >>> def area(width, height):
         ...     return width * height
-        >>> ds.cluster.Ray(workers=2).map(area, [{"width": 2, "height": 3}])  # doctest: +SKIP
+        >>> cluster = ds.cluster.Ray(workers=2)
+        >>> cluster.map(area, [{"width": 2}], shared={"height": 3})  # doctest: +SKIP
         [6]
         """
         ray = self.connect()
-        task = ray.remote(num_cpus=self._cpu_share(ray), max_retries=self.max_restarts)(fn)
-        refs = [task.remote(**kwargs) for kwargs in items]
-        return _get(ray, refs)
+        items = list(items)
+        order = list(range(len(items)))
+        if cost is not None:
+            order.sort(key=lambda i: -cost(items[i]))  # stable: ties keep their order
+        size = max(1, len(items) // (MAP_BATCHES_PER_WORKER * self.workers))
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        task = ray.remote(num_cpus=self._cpu_share(ray), max_retries=self.max_restarts)(_runs)
+        stored = ray.put(dict(shared or {}))  # once; a task's argument, fetched before it runs
+        refs = [task.remote(fn, stored, [items[i] for i in batch]) for batch in batches]
+        out: list = [None] * len(items)
+        for batch, results in zip(batches, _get(ray, refs), strict=True):
+            for i, result in zip(batch, results, strict=True):
+                out[i] = result
+        for result in out:
+            if isinstance(result, _Raised):
+                raise result.exc
+        return out
 
     # -- data-parallel training ------------------------------------------------------------
 
@@ -208,6 +275,30 @@ class Ray:
         >>> dp.close()  # doctest: +SKIP
         """
         return DataParallel(self, model, loss_fn, X, y, metric_fns or {})
+
+
+class _Raised:
+    """A run's exception, returned by its task so that the other runs of its batch go on."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def _runs(fn: Callable, shared: dict, items: list) -> list:
+    """A Ray task: ``fn(**shared, **item)`` for each item of a batch, in order.
+
+    Arrays from the object store are read-only: each run's own arguments (a model it trains,
+    say) are copied so that it may change them, as it may serially; the shared ones are only
+    read."""
+    import copy
+
+    results: list = []
+    for item in items:
+        try:
+            results.append(fn(**shared, **copy.deepcopy(item)))
+        except Exception as exc:  # noqa: BLE001 - handed back, raised on the driver in order
+            results.append(_Raised(exc))
+    return results
 
 
 def _probe(address: str) -> None:
@@ -259,10 +350,11 @@ class DataParallel:
     """Data-parallel sums of a batch's cost and gradients over Ray workers.
 
     The driver's model keeps the parameters and the optimizer; each update,
-    :meth:`gradients` sends the parameters to every worker once (one object in Ray's store),
-    tells each worker its rows of the batch, adds the summed cost and gradients the workers
-    return *in worker order* (so two runs are bit-identical), divides by the batch size and
-    writes the mean gradients into the parameters' ``.grad``.
+    :meth:`gradients` sends the parameters to every worker as one flat vector (serialized once
+    for all of them), with each worker's rows of the batch, adds the flat gradient sums the
+    workers return *in worker order* (so two runs are bit-identical), divides by the batch size
+    and makes the parameters' ``.grad`` views of the result (a buffer overwritten by the next
+    update, as with the compiled step on one machine: copy it in a callback to keep it).
 
     Parameters
     ----------
@@ -288,16 +380,30 @@ class DataParallel:
         Each worker's rows, in global row numbers.
     scores : list of float
         The metrics of the last batch, in the order of ``metric_fns``.
+    why_eager : str or None
+        None when the workers compute with the compiled step, else why they run it eagerly.
+    graph : bool
+        Whether the last update went through the Ray Compiled Graph.
     """
 
     def __init__(
         self, cluster: Ray, model: Module, loss_fn: Callable, X, y, metric_fns: dict
     ) -> None:
         ray = cluster.connect()
-        self._ray = ray
+        self._ray, self.cluster = ray, cluster
         self.model, self.params = model, model.parameters()
+        self.layout = Layout(self.params)
+        self._send = np.empty(self.layout.size, self.layout.dtype)
+        self._total = np.empty(self.layout.size, self.layout.dtype)
+        self._grad_views = self.layout.views(self._total)
         self.metric_names = list(metric_fns)
         self.scores: list[float] = []
+        self.updates, self.graph, self._dag, self._graph_failures = 0, False, None, 0
+        # with compiled_graph=None: each update's time (start to start) by path, to keep the
+        # graph only where it is faster (on a machine crowded by other work, its spinning
+        # waits can make it slower than calls)
+        self._cycles: dict[bool, list[float]] = {False: [], True: []}
+        self._last_start: float | None = None
         x_files, y_files = _as_pieces(X), _as_pieces(y)
         if (x_files is None) != (y_files is None):
             raise TypeError(
@@ -321,9 +427,9 @@ class DataParallel:
         )(_RayShardWorker)
         self.workers = [
             actor.options(scheduling_strategy="SPREAD").remote(
-                model_ref, loss_fn, metric_fns, xs, ys
+                model_ref, loss_fn, metric_fns, xs, ys, i
             )
-            for xs, ys in pieces
+            for i, (xs, ys) in enumerate(pieces)
         ]
         self._await_start(cluster, lengths)
 
@@ -360,7 +466,8 @@ class DataParallel:
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
             self.close()
             raise ClusterError(f"a worker could not start: {_cause_line(exc)}") from None
-        self.shapes = described[0][1:]
+        self.shapes = described[0][1:3]
+        self.why_eager = next((d[3] for d in described if d[3] is not None), None)
         if None in lengths:  # files the driver could not see: the workers counted them
             lengths = [d[0] for d in described]
         starts = np.cumsum([0, *lengths])
@@ -371,11 +478,16 @@ class DataParallel:
         """The workers' process ids, in worker order."""
         return _get(self._ray, [w.pid.remote() for w in self.workers])
 
-    def _rows_of(self, rows: np.ndarray | None) -> list:
+    @property
+    def grads(self) -> np.ndarray:
+        """The last batch's mean gradients, one flat vector (the ``.grad`` are views of it)."""
+        return self._total
+
+    def _rows_of(self, rows: np.ndarray | None) -> tuple | None:
         if rows is None or len(rows) == self.n_samples:
-            return [None] * len(self.workers)  # every row: each worker takes its whole shard
+            return None  # every row: each worker takes its whole shard
         rows = np.asarray(rows).reshape(-1)
-        return [rows[(rows >= a) & (rows < b)] - a for a, b in self.bounds]
+        return tuple(rows[(rows >= a) & (rows < b)] - a for a, b in self.bounds)
 
     def gradients(self, rows: np.ndarray | None) -> float:
         """The batch's mean cost; its mean gradients are written into the parameters' ``.grad``.
@@ -390,34 +502,110 @@ class DataParallel:
         float
             The cost of the batch at the current parameters (before any update).
         """
-        weights = [p.data for p in self.params]
-        if sum(w.nbytes for w in weights) > INLINE_BYTES:
-            weights = self._ray.put(weights)  # once for all the workers, not once each
-        refs = [
-            w.sums.remote(weights, r)
-            for w, r in zip(self.workers, self._rows_of(rows), strict=True)
-        ]
-        parts = _get(self._ray, refs)
-        n = sum(part["n"] for part in parts)
-        cost, grads = 0.0, None
-        for part in parts:  # in worker order, always the same
-            if not part["n"]:
+        self._time_cycle()
+        weights = self.layout.gather([p.data for p in self.params], self._send)
+        parts = self._sums(weights, self._rows_of(rows))
+        total, n, cost, first = self._total, 0, 0.0, True
+        for rows_used, part_cost, _, grads in parts:  # in worker order, always the same
+            if not rows_used:
                 continue
-            cost += part["cost"]
-            if grads is None:
-                grads = [np.array(g) for g in part["grads"]]
+            n += rows_used
+            cost += part_cost
+            if first:
+                np.copyto(total, grads)
+                first = False
             else:
-                for total, g in zip(grads, part["grads"], strict=True):
-                    total += g
-        for p, g in zip(self.params, grads, strict=True):
-            g /= n
+                total += grads
+        total /= n
+        for p, g in zip(self.params, self._grad_views, strict=True):
             p.grad = g
-        self.scores = [sum(part["metrics"].get(k, 0.0) for part in parts) / n
-                       for k in self.metric_names]  # fmt: skip
+        self.scores = [sum(part[2][i] for part in parts if part[0]) / n
+                       for i in range(len(self.metric_names))]  # fmt: skip
+        self.updates += 1
         return cost / n
+
+    def _sums(self, weights: np.ndarray, rows: tuple | None) -> list:
+        """Every worker's ``(n, cost, metrics, grads)``, in worker order: through the compiled
+        graph when there is one, else (and to do an update again after a failure) by calls."""
+        if self._dag is None and self._graph_wanted():
+            self._compile_graph(weights)
+        if self._dag is not None:
+            try:
+                parts = self._ray.get(self._dag.execute((weights, rows)), timeout=-1)
+            except Exception as exc:  # noqa: BLE001 - a worker died (or raised): by calls
+                log.info("the compiled graph failed (%s); the update is done again by calls",
+                         _first_line(exc))  # fmt: skip
+                self._graph_failures += 1
+                self._drop_graph()
+            else:
+                self.graph = True
+                return parts
+        self.graph = False
+        ray = self._ray
+        sent = ray.put(weights) if weights.nbytes > INLINE_BYTES else weights  # once for all
+        refs = [
+            w.sums.remote(sent, None if rows is None else rows[i])
+            for i, w in enumerate(self.workers)
+        ]
+        return _get(ray, refs)
+
+    def _time_cycle(self) -> None:
+        now = time.perf_counter()
+        if self._last_start is not None and self.cluster.compiled_graph is None:
+            cycles = self._cycles[self.graph]
+            cycles.append(now - self._last_start)
+            del cycles[: -GRAPH_TRIAL - 1]
+            graph, calls = self._cycles[True][1:], self._cycles[False]  # [0]: with the compile
+            if self._dag is not None and len(graph) == GRAPH_TRIAL and calls:
+                by_graph, by_calls = statistics.median(graph), statistics.median(calls)
+                if by_graph > by_calls:
+                    log.info("the compiled graph took %.2f ms an update against %.2f ms by "
+                             "calls; calls for the rest of the run", by_graph * 1e3,
+                             by_calls * 1e3)  # fmt: skip
+                    self._drop_graph()
+                    self._graph_failures = self.cluster.max_restarts + 1
+                self._cycles[True] = []  # decided
+        self._last_start = now
+
+    def _graph_wanted(self) -> bool:
+        wanted = self.cluster.compiled_graph
+        if wanted is False or self._graph_failures > self.cluster.max_restarts:
+            return False
+        if wanted is True:
+            return True
+        calls = self._cycles[False]
+        # an update of GRAPH_MAX_UPDATE or more is its computation: little to win, and the
+        # graph's spinning waits would take cores from the workers
+        return (
+            self.updates >= GRAPH_AFTER
+            and bool(calls)
+            and statistics.median(calls) < GRAPH_MAX_UPDATE
+        )
+
+    def _compile_graph(self, weights: np.ndarray) -> None:
+        try:
+            from ray.dag import InputNode, MultiOutputNode
+
+            with InputNode() as message:
+                dag = MultiOutputNode([w.run.bind(message) for w in self.workers])
+            # room for the parameters and the rows of a batch; a larger message grows it
+            self._dag = dag.experimental_compile(_buffer_size_bytes=weights.nbytes + (1 << 20))
+        except Exception as exc:  # noqa: BLE001 - e.g. a ray:// client: calls, as before
+            log.info("no compiled graph (%s); plain actor calls", _first_line(exc))
+            self._graph_failures = self.cluster.max_restarts + 1
+            self._dag = None
+
+    def _drop_graph(self) -> None:
+        dag, self._dag = self._dag, None
+        if dag is not None:
+            try:
+                dag.teardown()
+            except Exception:  # noqa: BLE001 - already torn down by Ray after a failure
+                pass
 
     def close(self) -> None:
         """Stop the workers (the Ray instance stays up for the next run)."""
+        self._drop_graph()
         for w in getattr(self, "workers", []):
             try:
                 self._ray.kill(w)
@@ -436,7 +624,7 @@ class _RayShardWorker(ShardWorker):
     """A :class:`ShardWorker` whose shard may be in Ray's object store: fetched when it starts
     (again after a restart), so the driver's references keep it there."""
 
-    def __init__(self, model, loss_fn, metric_fns, X_pieces, y_pieces) -> None:
+    def __init__(self, model, loss_fn, metric_fns, X_pieces, y_pieces, index) -> None:
         import ray
 
         def fetch(pieces):
@@ -445,7 +633,7 @@ class _RayShardWorker(ShardWorker):
         # Each argument arrives in a list: Ray leaves references inside a list alone, and
         # an actor whose (restart) arguments are references itself warns at every start.
         (model,) = fetch(model)
-        super().__init__(model, loss_fn, metric_fns, fetch(X_pieces), fetch(y_pieces))
+        super().__init__(model, loss_fn, metric_fns, fetch(X_pieces), fetch(y_pieces), index)
 
 
 def _cause_line(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from descend import losses
 from descend.cluster.ray import DataParallel, Ray, _as_pieces
+from descend.compile.backend import finite
 from descend.data import check_X_y
 from descend.nn.module import Module
 from descend.optim import Optimizer
@@ -40,6 +41,9 @@ class ClusterTrainer:
     ----------
     executor : str
         ``"ray"``.
+    why_eager : str or None
+        After :meth:`prepare`: None when the workers compute with the compiled step, else the
+        reason they run the eager one.
     scores : list of float
         The last batch's metrics, in the order of ``metric_fns``.
     data : DataParallel or None
@@ -113,6 +117,7 @@ class ClusterTrainer:
             y = checks.checked_targets(self.model, X, y, self.loss, dtype, "y")
         if self.data is None:
             self.data = self.cluster.data_parallel(self.model, self.loss, X, y, self.metric_fns)
+            self.why_eager = self.data.why_eager
         return np.arange(self.data.n_samples).reshape(-1, 1)
 
     @property
@@ -133,7 +138,7 @@ class ClusterTrainer:
         self.scores = self.data.scores
         if not isfinite(value):
             raise self._diverged("the cost", value)
-        if not all(np.isfinite(p.grad).all() for p in self.params):
+        if not finite(self.data.grads):
             raise self._diverged("a gradient", "not finite")
         self.optimizer.step(self.params)
         self.n_steps += 1

@@ -21,7 +21,13 @@ from descend.experiments._table import markdown
 __all__ = ["SweepResult", "grid_sweep", "run_many"]
 
 
-def run_many(fn: Callable, items: Sequence[dict], cluster=None, shared: dict | None = None) -> list:
+def run_many(
+    fn: Callable,
+    items: Sequence[dict],
+    cluster=None,
+    shared: dict | None = None,
+    cost: Callable[[dict], float] | None = None,
+) -> list:
     """``[fn(**shared, **item) for item in items]``, serially or as Ray tasks.
 
     Parameters
@@ -31,11 +37,13 @@ def run_many(fn: Callable, items: Sequence[dict], cluster=None, shared: dict | N
     items : sequence of dict
         Each run's keyword arguments.
     cluster : descend.cluster.Ray, optional
-        Run each call as a Ray task, ``cluster.workers`` at a time; results come back in the
-        order of ``items``.
+        Run the calls as Ray tasks (:meth:`descend.cluster.Ray.map`: in batches, ``cluster.workers``
+        at a time); results come back in the order of ``items``.
     shared : dict, optional
         Keyword arguments common to every run (e.g. the data): on a cluster, put into Ray's
         object store once rather than sent with every task (the runs must not change them).
+    cost : callable, optional
+        ``cost(item)``, a run's relative cost: on a cluster the costly runs start first.
 
     Returns
     -------
@@ -52,19 +60,7 @@ def run_many(fn: Callable, items: Sequence[dict], cluster=None, shared: dict | N
     shared = dict(shared or {})
     if cluster is None:
         return [fn(**shared, **item) for item in items]
-    ray = cluster.connect()
-    stored = {k: ray.put(v) for k, v in shared.items()}
-    return cluster.map(_call, [{"fn": fn, "shared": stored, "item": item} for item in items])
-
-
-def _call(fn: Callable, shared: dict, item: dict):
-    """A Ray task: fetch the shared arguments from the object store and make the call.
-
-    Arrays from the store are read-only: the run's own arguments (a model it trains, say) are
-    copied so that it may change them, as it may serially; the shared ones are only read."""
-    import ray
-
-    return fn(**{k: ray.get(v) for k, v in shared.items()}, **copy.deepcopy(item))
+    return cluster.map(fn, items, shared=shared, cost=cost)
 
 
 @dataclass
@@ -182,12 +178,21 @@ def grid_sweep(
     ]  # fmt: skip
     shared = {"X": X, "y": y, "loss": loss, "epochs": epochs, "test_data": test_data,
               "metrics": metrics}  # fmt: skip
-    done = run_many(_sweep_run, items, cluster, shared)
+    n = len(X)
+    done = run_many(_sweep_run, items, cluster, shared, cost=lambda item: _updates(item, n, epochs))
     settings = {"lrs": list(lrs), "batch_sizes": list(batch_sizes),
                 "optimizers": list(optimizers), "seeds": list(seeds), "epochs": epochs,
                 "loss": getattr(loss, "__name__", loss), "n_train": len(X),
                 "cluster": repr(cluster) if cluster is not None else None}  # fmt: skip
     return SweepResult([row for row, _ in done], [state for _, state in done], settings)
+
+
+def _updates(item: dict, n: int, epochs: int) -> int:
+    """A run's number of updates (its cost, for the order of a sweep's Ray tasks)."""
+    b = item["batch_size"]
+    if isinstance(b, int | float) and b >= 1:
+        return epochs * -(-n // min(int(b), n))
+    return epochs  # "full" (or a name fit resolves): one update per epoch
 
 
 def _sweep_run(model, optimizer, lr, batch_size, seed, X, y, loss, epochs, test_data, metrics):

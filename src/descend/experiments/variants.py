@@ -608,7 +608,7 @@ def compare_variants(
              noise_window=noise_window)
         for label, batch_size in resolved
         for seed in seeds
-    ], cluster)  # fmt: skip
+    ], cluster, cost=lambda item: -(-n // item["batch_size"]))  # fmt: skip
     target, note = _target(runs, target_loss)
     opt_repr = repr(make_optimizer())
     settings = {
