@@ -736,15 +736,16 @@ def test_huge_finite_values_whose_row_sums_overflow_are_not_taken_for_inf(tmp_pa
     assert sum(len(xb) for xb, _ in b) == 12
 
 
-def test_check_batch_finite_with_ones_names_the_row_of_the_data_set():
-    from descend.data.validation import check_batch_finite
+def test_check_batch_finite_names_the_row_of_the_data_set_small_batch_or_large(monkeypatch):
+    from descend.data import validation
 
-    xb = np.ones((4, 3), np.float32)
-    ones = np.ones(3, np.float32)
-    check_batch_finite(xb, np.arange(4), slice(8, 12), ones=ones)
-    xb[2, 0] = np.nan
-    with pytest.raises(ValueError, match="row 10 "):
-        check_batch_finite(xb, np.arange(4), slice(8, 12), ones=ones)
-    y = np.array([0.0, np.inf, 1.0, 2.0])
-    with pytest.raises(ValueError, match="y holds NaN or inf in row 5 "):
-        check_batch_finite(np.ones((4, 3)), y, np.array([3, 5, 7, 9]), ones=np.ones(3))
+    for direct in (1 << 16, 0):  # by np.isfinite, or by all_finite
+        monkeypatch.setattr(validation, "BATCH_CHECK_DIRECT", direct)
+        xb = np.ones((4, 3), np.float32)
+        validation.check_batch_finite(xb, np.arange(4), slice(8, 12))
+        xb[2, 0] = np.nan
+        with pytest.raises(ValueError, match="row 10 "):
+            validation.check_batch_finite(xb, np.arange(4), slice(8, 12))
+        y = np.array([0.0, np.inf, 1.0, 2.0])
+        with pytest.raises(ValueError, match="y holds NaN or inf in row 5 "):
+            validation.check_batch_finite(np.ones((4, 3)), y, np.array([3, 5, 7, 9]))

@@ -187,15 +187,11 @@ class Batches:
             take_x = X.__getitem__ if x_file is None else x_file.read
             take_y = (lambda rows: None) if y is None else y.__getitem__
             take_y = take_y if y_file is None else y_file.read
-            # the row sums of a batch prove it finite (check_batch_finite) with these ones
-            ones = None
-            if self.check_finite and X.ndim == 2 and X.dtype in (np.float32, np.float64):
-                ones = np.ones(X.shape[1], X.dtype)
             for start in range(first * k, len(self) * k, k):
                 rows = slice(start, start + k) if order is None else order[start : start + k]
                 xb, yb = take_x(rows), take_y(rows)
                 if self.check_finite:
-                    check_batch_finite(xb, yb, rows, ones=ones)
+                    check_batch_finite(xb, yb, rows)
                 yield xb, yb
 
     def __repr__(self) -> str:

@@ -336,7 +336,7 @@ def is_memory_mapped(a: Any) -> bool:
 
 def check_batch_finite(
     xb: np.ndarray, yb: np.ndarray | None, rows: slice | np.ndarray, *, name_X: str = "X",
-    name_y: str = "y", ones: np.ndarray | None = None,
+    name_y: str = "y",
 ) -> None:  # fmt: skip
     """Raise ValueError when a batch holds NaN or inf, naming the row of the whole data set.
 
@@ -351,10 +351,6 @@ def check_batch_finite(
         Which rows of the data set the batch holds (``X[rows]`` is ``xb``).
     name_X, name_y : str
         Names for messages.
-    ones : ndarray of shape (xb.shape[1],), optional
-        Ones of ``xb``'s dtype, kept by a caller that checks every batch: a 2-D ``xb`` is then
-        proven finite by its row sums (one BLAS product; NaN and inf propagate into them), and
-        read again only when one of them is not finite.
 
     Examples
     --------
@@ -367,13 +363,8 @@ def check_batch_finite(
     ...     print(str(err).split(";")[0])
     X holds NaN or inf in row 2 (found when its batch was read, before any update with it)
     """
-    if ones is not None and xb.ndim == 2 and xb.dtype == ones.dtype and xb.shape[1:] == ones.shape:
-        with np.errstate(over="ignore", invalid="ignore"):
-            sums = np.dot(xb, ones)
-        if _is_true(_isfinite(sums)):  # overflowed sums: all_finite decides below
-            xb = None
     for a, name in ((xb, name_X), (yb, name_y)):
-        if a is None or all_finite(a):
+        if a is None or _batch_finite(a):
             continue
         j = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0])
         row = (rows.start or 0) + j if isinstance(rows, slice) else int(rows[j])
@@ -383,11 +374,17 @@ def check_batch_finite(
         )
 
 
+def _batch_finite(a: np.ndarray) -> bool:
+    """:func:`all_finite` for a batch: up to ``BATCH_CHECK_DIRECT`` values by ``np.isfinite``
+    directly (a few microseconds, and no BLAS call: a multi-threaded one wakes BLAS's threads
+    at every batch, which costs more than the check when the other cores are busy)."""
+    if a.dtype.kind != "f" or a.size > BATCH_CHECK_DIRECT:
+        return all_finite(a)
+    return bool(_all(_isfinite(a), axis=None))
+
+
 _isfinite, _all = np.isfinite, np.logical_and.reduce
-
-
-def _is_true(flags: np.ndarray) -> bool:
-    return bool(_all(flags, axis=None)) if flags.size else True
+BATCH_CHECK_DIRECT = 1 << 16
 
 
 def _check_bool(value: Any, name: str) -> bool:
