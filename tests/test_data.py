@@ -708,3 +708,44 @@ def test_a_writable_memory_map_is_read_through_the_map(tmp_path, monkeypatch):
     Xm[2] = 7.0
     (xb, _), *_ = list(batches(Xm, batch_size=3, shuffle=False))
     assert xb[2].tolist() == [7.0, 7.0]
+
+
+# --- batches of a memory map: each checked for NaN and inf as it is read ------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_memory_mapped_batch_with_a_bad_value_is_stopped_naming_its_row(tmp_path, bad, dtype):
+    X = np.random.default_rng(0).random((40, 6)).astype(dtype)
+    X[27, 4] = bad
+    np.save(tmp_path / "X.npy", X)
+    b = batches(np.load(tmp_path / "X.npy", mmap_mode="r"), batch_size=8, shuffle=True, seed=1)
+    seen = 0
+    with pytest.raises(ValueError, match=r"X holds NaN or inf in row 27 \(found when its batch"):
+        for xb, _ in b:
+            assert np.isfinite(xb).all()  # no bad batch is handed out
+            seen += 1
+    assert seen < 5
+
+
+def test_huge_finite_values_whose_row_sums_overflow_are_not_taken_for_inf(tmp_path):
+    big = np.finfo(np.float32).max
+    X = np.full((12, 4), big, np.float32)  # every row sums to inf in float32
+    np.save(tmp_path / "X.npy", X)
+    b = batches(np.load(tmp_path / "X.npy", mmap_mode="r"), batch_size=5, shuffle=False)
+    assert sum(len(xb) for xb, _ in b) == 12
+
+
+def test_check_batch_finite_names_the_row_of_the_data_set_small_batch_or_large(monkeypatch):
+    from descend.data import validation
+
+    for direct in (1 << 16, 0):  # by np.isfinite, or by all_finite
+        monkeypatch.setattr(validation, "BATCH_CHECK_DIRECT", direct)
+        xb = np.ones((4, 3), np.float32)
+        validation.check_batch_finite(xb, np.arange(4), slice(8, 12))
+        xb[2, 0] = np.nan
+        with pytest.raises(ValueError, match="row 10 "):
+            validation.check_batch_finite(xb, np.arange(4), slice(8, 12))
+        y = np.array([0.0, np.inf, 1.0, 2.0])
+        with pytest.raises(ValueError, match="y holds NaN or inf in row 5 "):
+            validation.check_batch_finite(np.ones((4, 3)), y, np.array([3, 5, 7, 9]))

@@ -83,15 +83,15 @@ def test_parallel_prediction_equals_one_core(monkeypatch, batch_size):
 
 
 def test_parallel_prediction_gives_each_core_as_many_chunks_none_above_batch_size(monkeypatch):
-    from descend.compile import CompiledForward
+    from descend.compile.replay import Executor
 
-    seen, call = [], CompiledForward.__call__
+    seen, call = [], Executor.__call__
 
     def record(self, X, *args, **kwargs):
         seen.append(X.shape[0])
         return call(self, X, *args, **kwargs)
 
-    monkeypatch.setattr(CompiledForward, "__call__", record)
+    monkeypatch.setattr(Executor, "__call__", record)
     monkeypatch.setenv("DESCEND_THREADS", "2")
     X = np.random.default_rng(0).random((5000, 300), dtype=np.float32)
     model = ds.nn.mlp([300, 200, 10], output_activation="softmax", seed=0)

@@ -364,7 +364,7 @@ def check_batch_finite(
     X holds NaN or inf in row 2 (found when its batch was read, before any update with it)
     """
     for a, name in ((xb, name_X), (yb, name_y)):
-        if a is None or all_finite(a):
+        if a is None or _batch_finite(a):
             continue
         j = int(np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))[0])
         row = (rows.start or 0) + j if isinstance(rows, slice) else int(rows[j])
@@ -372,6 +372,19 @@ def check_batch_finite(
             f"{name} holds NaN or inf in row {row} (found when its batch was read, before any "
             "update with it); remove those rows or impute the missing values before training"
         )
+
+
+def _batch_finite(a: np.ndarray) -> bool:
+    """:func:`all_finite` for a batch: up to ``BATCH_CHECK_DIRECT`` values by ``np.isfinite``
+    directly (a few microseconds, and no BLAS call: a multi-threaded one wakes BLAS's threads
+    at every batch, which costs more than the check when the other cores are busy)."""
+    if a.dtype.kind != "f" or a.size > BATCH_CHECK_DIRECT:
+        return all_finite(a)
+    return bool(_all(_isfinite(a), axis=None))
+
+
+_isfinite, _all = np.isfinite, np.logical_and.reduce
+BATCH_CHECK_DIRECT = 1 << 16
 
 
 def _check_bool(value: Any, name: str) -> bool:

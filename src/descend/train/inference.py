@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 
 from descend import losses
 from descend.autodiff.tensor import Tensor, no_grad
-from descend.compile import NotCompilable, compile_forward
+from descend.compile import NotCompilable, trace_forward
 from descend.compile.backend import finite, map_pieces, n_workers, split_rows
+from descend.compile.replay import Executor
+from descend.compile.rewrites import reuse_buffers
 from descend.data import check_X_y
 from descend.data.validation import check_array, is_memory_mapped
+from descend.nn.activations import Activation
 from descend.nn.dense import Dense
 from descend.nn.module import Module
 from descend.nn.sequential import Sequential
@@ -29,9 +34,10 @@ from descend.train.metrics import get_metrics
 def predict(model: Module, X, *, batch_size: int | None = None) -> np.ndarray:
     """The model's output for ``X``, as an array (class probabilities for a softmax output).
 
-    The forward pass runs as a compiled plan (:func:`descend.compile.compile_forward`: the
-    model's own calls of the primitives table, replayed chunk by chunk in reused buffers,
-    straight into the result, the chunks shared between the cores when each is large); a model
+    The forward pass runs as a compiled plan (:func:`descend.compile.trace_forward`: the
+    model's own calls of the primitives table, replayed chunk by chunk in reused buffers, the
+    chunks shared between the cores when each is large; for a Sequential of Dense and
+    activation layers the compiled passes are kept with the model for the next call); a model
     that cannot be compiled runs eagerly, chunk by chunk.
 
     Parameters
@@ -91,26 +97,113 @@ def _compiled_predict(model: Module, X, step: int, flops: float, dtype) -> np.nd
     chunks = split_rows(len(X), n_chunks)  # equal sizes, each at most the step
     sizes = sorted({stop - start for start, stop in chunks}, reverse=True)
     first = chunk_rows(X, 0, sizes[0], dtype)
-    forwards = [compile_forward(model, first) for _ in range(workers)]
-    for forward in forwards:  # every chunk shape traced here, not in the workers
-        for rows in sizes[1:]:
-            forward(first[:rows])
-    out = forwards[0].plan.slots[forwards[0].plan.output]
-    result = np.empty((len(X), *out.shape[1:]), out.dtype)
+    with _Forwards(model, first, sizes, workers) as passes:
+        plan = passes[0][sizes[0]].plan
+        out = plan.slots[plan.output]
+        result = np.empty((len(X), *out.shape[1:]), out.dtype)
 
-    def chunk(worker: int, i: int) -> None:
-        start, stop = chunks[i]
-        rows = chunk_rows(X, start, stop - start, dtype)
-        # NaN, inf and overflow are found and reported below, without NumPy's warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            forwards[worker](rows, out=result[start:stop])
+        def chunk(worker: int, i: int) -> None:
+            start, stop = chunks[i]
+            rows = chunk_rows(X, start, stop - start, dtype)
+            executor = passes[worker][stop - start]
+            # NaN, inf and overflow are found and reported below, without NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                np.copyto(result[start:stop], executor(rows)[executor.plan.output])
 
-    map_pieces(chunk, n_chunks, workers=workers)
+        map_pieces(chunk, n_chunks, workers=workers)
     if not finite(result):
         check_array(X, finite=not is_memory_mapped(X))  # names the first row of X at fault
         check_output(result, 0, "X")
     return result
 
+
+class _Forwards:
+    """The compiled forward passes of one prediction: per worker, one per chunk size.
+
+    Each chunk size is traced once (:func:`~descend.compile.trace_forward`: the model's own
+    calls of the primitives table, run eagerly once on the first chunk); each worker replays
+    a copy of that plan in buffers of its own (:func:`~descend.compile.rewrites.reuse_buffers`).
+    Tracing runs a chunk, so a prediction of 50 chunks on two cores would spend about 4% of its
+    time tracing again at every call: the passes of a Sequential of Dense and activation
+    layers are kept with the model (weakly: they go when it goes) and used again by the next
+    call with the same chunk sizes, parameter tensors and layers, unless their buffers would
+    hold more than ``PREDICT_CACHE_BYTES``. They read the parameters' current ``.data`` at
+    every call, so training between two predictions changes nothing. A call that finds them
+    in use (another thread predicting with the same model) makes its own.
+
+    Used as a context manager, it gives the passes: ``passes[w][rows]`` is worker ``w``'s
+    executor for chunks of ``rows`` rows.
+    """
+
+    def __init__(self, model: Module, first: np.ndarray, sizes: list[int], workers: int):
+        self.model, self.first, self.sizes, self.workers = model, first, sizes, workers
+        self.params = model.named_parameters()
+        self.key = _forward_key(model, first, sizes, workers, self.params)
+        self.lock: threading.Lock | None = None
+
+    def __enter__(self) -> list[dict[int, Executor]]:
+        entry = _FORWARDS.get(self.model) if self.key is not None else None
+        if entry is not None and entry[0] == self.key and entry[2].acquire(blocking=False):
+            self.lock = entry[2]
+            return entry[1]
+        passes: list[dict[int, Executor]] = [{} for _ in range(self.workers)]
+        for rows in self.sizes:
+            traced = trace_forward(self.model, self.first[:rows])
+            for mine in passes:
+                plan = traced.copy()
+                reuse_buffers(plan)
+                mine[rows] = Executor(plan, self.params)
+        if self.key is not None and _buffer_bytes(passes) <= PREDICT_CACHE_BYTES:
+            self.lock = threading.Lock()
+            self.lock.acquire()
+            _FORWARDS[self.model] = (self.key, passes, self.lock)
+        return passes
+
+    def __exit__(self, *exc) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _forward_key(model: Module, first: np.ndarray, sizes: list[int], workers: int, params):
+    """What the kept forward passes of ``model`` depend on; None when they are not kept (any
+    model but a Sequential of Dense and Activation layers, whose forward pass is fixed by its
+    layers, their activations and its parameter tensors; a Module that cannot be weakly
+    referenced)."""
+    if type(model) is not Sequential:
+        return None
+    layers = []
+    for layer in model.layers:
+        if type(layer) is Dense:
+            layers.append((layer, layer.activation_fn))
+        elif type(layer) is Activation:
+            layers.append((layer, layer.fn))
+        else:
+            return None
+    try:
+        weakref.ref(model)
+    except TypeError:
+        return None
+    # the tensors themselves (kept alive by the passes, so their ids are not reused) and the
+    # shapes and dtypes of their arrays now (the buffers were made for those)
+    tensors = tuple((name, id(p), p.data.shape, p.data.dtype.str) for name, p in params.items())
+    return (tuple(layers), tensors, first.shape, first.dtype.str, tuple(sizes), workers)
+
+
+def _buffer_bytes(passes: list[dict[int, Executor]]) -> int:
+    total = 0
+    for mine in passes:
+        for executor in mine.values():
+            for op in executor.plan.ops:
+                buffers = op.out_buffers
+                for b in buffers if isinstance(buffers, tuple) else (buffers,):
+                    total += b.nbytes if isinstance(b, np.ndarray) else 0
+    return total
+
+
+# The compiled forward passes kept per model between predictions (see _Forwards), and the most
+# memory their buffers may hold.
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+PREDICT_CACHE_BYTES = 64 * 2**20
 
 # A chunk whose largest product has fewer FLOPs than this is computed on one core (handing it
 # to another costs more than it saves); a prediction of all rows at once is cut into blocks of

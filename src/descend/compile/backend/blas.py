@@ -107,8 +107,11 @@ _THREADS = _load_threads()
 
 # Below this many FLOPs a matrix product is faster on one core than split between threads, and
 # splitting it is far slower when the other core is busy (measured on 2 cores: a 540 x 64 x 32
-# product took 0.1 ms alone and 15 ms beside another process).
-SMALL_MATMUL_FLOPS = 1.5e6
+# product took 0.1 ms alone and 15 ms beside another process; a 256 x 100 x 64 product, 3.3
+# MFLOP, best of 3,000: 35 us on one thread, 46 us on two beside other work; an out-of-core
+# epoch of a 100-64-10 net in batches of 256, 500,000 rows: 0.66 s with one BLAS thread, 4.4 s
+# with two, load average 4.7).
+SMALL_MATMUL_FLOPS = 4e6
 
 
 def blas_available() -> bool:
