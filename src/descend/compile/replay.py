@@ -99,9 +99,27 @@ def _function(ops: list, reads: list, views: list, *, batch: bool) -> tuple:
     if len(lines) == 1:
         lines.append("    return None")
     source = "\n".join(lines) + "\n"
-    # the text is made above from the plan alone (slot numbers and the names bound in `names`)
-    exec(compile(source, "<descend plan replay>", "exec"), names)
+    # the text is made above from the plan's structure alone (slot numbers, and names whose
+    # objects are bound in `names`), so plans of the same structure share one compiled code
+    exec(_compiled(source), names)
     return names["replay"], source
+
+
+def _compiled(source: str):
+    """The code object of ``source``, compiled once per text (Python's compiler takes about a
+    millisecond for a small plan: more than a short epoch's updates)."""
+    code = _CODE.get(source)
+    if code is None:
+        if len(_CODE) >= _MAX_CODE:
+            _CODE.clear()
+        code = _CODE[source] = compile(source, "<descend plan replay>", "exec")
+    return code
+
+
+# compiled replay functions' code by source text (every fit of the same model, cost and batch
+# shapes writes the same text)
+_CODE: dict[str, object] = {}
+_MAX_CODE = 64
 
 
 def _call_lines(j: int, op, names: dict) -> list[str]:
