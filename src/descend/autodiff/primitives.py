@@ -114,22 +114,31 @@ def _out(out, i):
 def _inplace(op, a, b):
     """``op(a, b)``, written into ``a`` when ``a`` is an array of the result's dtype (the same
     numbers as a new array: in place only saves the allocation)."""
-    if isinstance(a, np.ndarray) and np.result_type(a, b) == a.dtype:
-        return op(a, b, out=a)
+    if isinstance(a, np.ndarray):
+        dtype = a.dtype
+        # b of a's own dtype (the common case) needs no promotion rules to know it
+        if getattr(b, "dtype", None) is dtype or np.result_type(a, b) == dtype:
+            return op(a, b, out=a)
     return op(a, b)
+
+
+# np.dot without its check for other array libraries' overrides (__array_function__), which
+# costs about as much as a small product: the same C function, so the same numbers
+_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 def _linear(x, w, b, out=None):
     # z = x @ W + b; the bias added in place to the fresh product (or to out)
-    return _inplace(np.add, np.dot(x, w, out=out), b)
+    return _inplace(np.add, _dot(x, w, out=out), b)
 
 
 def _linear_vjp(g, ans, needs, x, w, b, out=None):
     # z = x @ W + b  ->  dC/dx = g W^T,  dC/dW = x^T g,  dC/db = sum of g over the samples.
     # np.dot goes straight to BLAS gemm; np.matmul takes a slow path for the rank-1 case (batch 1).
-    dx = np.dot(g, w.T, out=_out(out, 0)) if needs[0] else None
-    dw = np.dot(x.T, g, out=_out(out, 1)) if needs[1] else None
-    db = np.add.reduce(g, axis=0, out=_out(out, 2)) if needs[2] else None
+    out_x, out_w, out_b = (None, None, None) if out is None else out
+    dx = _dot(g, w.T, out=out_x) if needs[0] else None
+    dw = _dot(x.T, g, out=out_w) if needs[1] else None
+    db = np.add.reduce(g, axis=0, out=out_b) if needs[2] else None
     return dx, dw, db
 
 

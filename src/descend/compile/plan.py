@@ -19,7 +19,7 @@ them: every number comes from the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,14 +69,17 @@ class Plan:
     rewrites: list[str] = field(default_factory=list)
     folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # param -> (a slot, b slot)
     output_ops: list[Op] = field(default_factory=list)  # only for the output: run when asked
+    # set by the buffer-reuse rewrite: one array holding every gradient's buffer (or None)
+    grad_buffer: Any = None
 
     def copy(self) -> Plan:
         """A copy to rewrite: its own calls and slot list (the slots' values are shared: the
-        rewrites never change them)."""
-        return replace(
-            self, slots=list(self.slots), ops=[_copy_op(op) for op in self.ops],
-            output_ops=[_copy_op(op) for op in self.output_ops], rewrites=list(self.rewrites),
-            folded=dict(self.folded), grads=dict(self.grads),
+        rewrites never change them), without the buffers of the rewrites (every field but
+        ``grad_buffer``, by position: a new field is added here too)."""
+        return Plan(
+            list(self.slots), [_copy_op(op) for op in self.ops], self.cost, self.output,
+            dict(self.grads), self.params, list(self.rewrites), dict(self.folded),
+            [_copy_op(op) for op in self.output_ops],
         )  # fmt: skip
 
     @property
@@ -129,7 +132,7 @@ class Plan:
 
 
 def _copy_op(op: Op) -> Op:
-    return replace(op, marks=list(op.marks), out_buffers=None)
+    return Op(op.kind, op.prim, op.ins, op.params, op.dynamic, op.outs, list(op.marks))
 
 
 def _needed(ops: list[Op], needed: set[int]) -> list[Op]:

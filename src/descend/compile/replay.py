@@ -61,12 +61,12 @@ class Executor:
             for i, slot in enumerate(plan.slots)
             if slot.kind == "view"
         ]
-        self._replay, self.source = _function(plan.ops, reads, views, batch=True)
+        self.replay, self.source = _function(plan.ops, reads, views, batch=True)
         self._output, _ = _function(plan.output_ops, [], [], batch=False)
 
     def __call__(self, x: np.ndarray, y: np.ndarray | None = None) -> list:
         """Run every step on batch ``x`` (and targets ``y``); returns the environment."""
-        self._replay(self.env, x, y)
+        self.replay(self.env, x, y)
         return self.env
 
     def output(self) -> np.ndarray:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import cache
+from math import prod
 
 import numpy as np
 
@@ -73,6 +74,7 @@ class Runner:
         self.plan = plan
         self.params = params
         self.executor = Executor(plan, params)
+        self._replay, self._env, self._cost = self.executor.replay, self.executor.env, plan.cost
         self._names = list(params)
         self._ran = False
         self._folded = [
@@ -87,9 +89,13 @@ class Runner:
         # one (folded, or not used): their .grad is None after an update
         self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
         self.ungraded = [p for name, p in params.items() if name not in plan.grads]
+        # the buffers rewrite's gradient buffers by slot: parts of plan.grad_buffer, each a
+        # parameter's own (see CompiledStep._hand_out_runner)
+        self.grad_buffers = _grad_buffers(plan)
         # set by the compiled step when every gradient array was handed to its parameter as it
-        # is (the reused buffers): [(parameter, slot, array, its flat view)], else None
-        self.handed: list | None = None
+        # is (the reused buffers): ([(parameter, slot, array)], the arrays whose sums prove
+        # them all finite), else None
+        self.handed: tuple | None = None
 
     def gradients(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The cost of the batch and every gradient that is written out, by parameter name."""
@@ -99,9 +105,10 @@ class Runner:
 
     def cost(self, xb: np.ndarray, yb: np.ndarray) -> float:
         """Run the plan on the batch; the cost (the gradients are in ``executor.env``)."""
-        env = self.executor(xb, yb)
+        env = self._env
+        self._replay(env, xb, yb)  # the executor's call, without its frame
         self._ran = True
-        return float(env[self.plan.cost])
+        return float(env[self._cost])
 
     def output(self) -> np.ndarray | None:
         if not self._ran or self.plan.output is None:
@@ -138,6 +145,21 @@ class Runner:
                 p.grad = np.dot(env[a].T, env[b])
 
 
+def _grad_buffers(plan: Plan) -> dict[int, np.ndarray]:
+    """The gradient slots written into parts of ``plan.grad_buffer``, and their buffers."""
+    if plan.grad_buffer is None:
+        return {}
+    grads, found = set(plan.grads.values()), {}
+    for op in plan.ops:
+        if op.out_buffers is None:
+            continue
+        buffers = op.out_buffers if op.kind == "vjp" else (op.out_buffers,)
+        for s, buffer in zip(op.outs, buffers, strict=False):
+            if s in grads and buffer is not None:
+                found[s] = buffer
+    return found
+
+
 def apply(plan: Plan, step, optimizer) -> Runner:
     """Apply the step's rewrites (``step.rewrite``) to a freshly traced plan."""
     if "fold_gd" in step.rewrite and not step.reads_grads:
@@ -160,26 +182,65 @@ def _takes_out(fn) -> bool:
         return False
 
 
-def _buffer(slot) -> np.ndarray | None:
+def _buffer(slot, grads: dict | None = None, s: int | None = None) -> np.ndarray | None:
     if slot.dtype is None or len(slot.shape) == 0:
         return None
+    if grads is not None and s in grads:
+        return grads[s]
     return np.empty(slot.shape, slot.dtype)
+
+
+# a gradient buffer starts at a multiple of this many bytes from the start of the one array
+# holding them all (the vector instructions' alignment, when that array's start has it)
+_ALIGN = 64
+
+
+def _gradient_buffers(plan: Plan, slots: list[int]) -> tuple[np.ndarray | None, dict]:
+    """One array (zeros) holding a buffer for each gradient slot in ``slots`` (views, each
+    C-contiguous and aligned), so that one sum over it checks every gradient's finiteness;
+    None when the gradients' dtypes differ or there are none."""
+    dtypes = {np.dtype(plan.slots[s].dtype) for s in slots}
+    if len(dtypes) != 1:
+        return None, {}
+    dtype = dtypes.pop()
+    step = max(1, _ALIGN // dtype.itemsize)
+    offsets, total = [], 0
+    for s in slots:
+        offsets.append(total)
+        total += -(-prod(plan.slots[s].shape) // step) * step
+    flat = np.zeros(total, dtype)
+    views = {}
+    for s, offset in zip(slots, offsets, strict=True):
+        shape = plan.slots[s].shape
+        views[s] = flat[offset : offset + prod(shape)].reshape(shape)
+    return flat, views
 
 
 def reuse_buffers(plan: Plan) -> None:
     """The ``buffers`` rewrite (see the module doc): every call of a row with ``out=`` writes
-    into a buffer of its own, made now and reused at every replay."""
-    count = 0
+    into a buffer of its own, made now and reused at every replay. The gradients' buffers are
+    parts of one array (:attr:`Plan.grad_buffer`), so that one sum checks them all."""
+    calls = []
     for op in plan.ops + plan.output_ops:
         fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
-        if not _takes_out(fn):
-            continue
+        if _takes_out(fn):
+            calls.append(op)
+    grad_slots = set(plan.grads.values())
+    written = [
+        s for op in calls for s in (op.outs if op.kind == "vjp" else op.outs[:1])
+        if s in grad_slots and plan.slots[s].dtype is not None and len(plan.slots[s].shape)
+    ]  # fmt: skip
+    plan.grad_buffer, grads = _gradient_buffers(plan, written) if written else (None, {})
+    count = 0
+    for op in calls:
         if op.kind == "vjp":
-            buffers = tuple(None if s is None else _buffer(plan.slots[s]) for s in op.outs)
+            buffers = tuple(
+                None if s is None else _buffer(plan.slots[s], grads, s) for s in op.outs
+            )
             if all(b is None for b in buffers):
                 continue
         else:
-            buffers = _buffer(plan.slots[op.outs[0]])
+            buffers = _buffer(plan.slots[op.outs[0]], grads, op.outs[0])
             if buffers is None:
                 continue
         op.out_buffers = buffers
