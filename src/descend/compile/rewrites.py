@@ -49,7 +49,8 @@ from descend.compile.plan import Plan
 from descend.compile.replay import Executor
 
 __all__ = [
-    "ALL", "Runner", "ShardSums", "apply", "combine", "fold_updates", "reuse_buffers",
+    "ALL", "GradientBuffers", "Runner", "ShardSums", "apply", "combine", "fold_updates",
+    "reuse_buffers",
     "shard_sums",
 ]  # fmt: skip
 
@@ -89,9 +90,10 @@ class Runner:
         # one (folded, or not used): their .grad is None after an update
         self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
         self.ungraded = [p for name, p in params.items() if name not in plan.grads]
-        # the buffers rewrite's gradient buffers by slot: parts of plan.grad_buffer, each a
+        # the buffers rewrite's gradient buffers by slot: parts of one array, each a
         # parameter's own (see CompiledStep._hand_out_runner)
-        self.grad_buffers = _grad_buffers(plan)
+        views = {} if plan.grad_buffers is None else plan.grad_buffers.views
+        self.grad_buffers = {plan.grads[n]: v for n, v in views.items()}
         # set by the compiled step when every gradient array was handed to its parameter as it
         # is (the reused buffers): ([(parameter, slot, array)], the arrays whose sums prove
         # them all finite), else None
@@ -145,27 +147,15 @@ class Runner:
                 p.grad = np.dot(env[a].T, env[b])
 
 
-def _grad_buffers(plan: Plan) -> dict[int, np.ndarray]:
-    """The gradient slots written into parts of ``plan.grad_buffer``, and their buffers."""
-    if plan.grad_buffer is None:
-        return {}
-    grads, found = set(plan.grads.values()), {}
-    for op in plan.ops:
-        if op.out_buffers is None:
-            continue
-        buffers = op.out_buffers if op.kind == "vjp" else (op.out_buffers,)
-        for s, buffer in zip(op.outs, buffers, strict=False):
-            if s in grads and buffer is not None:
-                found[s] = buffer
-    return found
-
-
 def apply(plan: Plan, step, optimizer) -> Runner:
     """Apply the step's rewrites (``step.rewrite``) to a freshly traced plan."""
     if "fold_gd" in step.rewrite and not step.reads_grads:
         fold_updates(plan, optimizer, step.params)
     if "buffers" in step.rewrite:
-        reuse_buffers(plan)
+        # the step's batch shapes run one after the other: their gradients share buffers
+        reuse_buffers(plan, shared=step.grad_buffers)
+        if step.grad_buffers is None:
+            step.grad_buffers = plan.grad_buffers
     return Runner(plan, step.params)
 
 
@@ -195,42 +185,74 @@ def _buffer(slot, grads: dict | None = None, s: int | None = None) -> np.ndarray
 _ALIGN = 64
 
 
-def _gradient_buffers(plan: Plan, slots: list[int]) -> tuple[np.ndarray | None, dict]:
-    """One array (zeros) holding a buffer for each gradient slot in ``slots`` (views, each
-    C-contiguous and aligned), so that one sum over it checks every gradient's finiteness;
-    None when the gradients' dtypes differ or there are none."""
-    dtypes = {np.dtype(plan.slots[s].dtype) for s in slots}
+@dataclass
+class GradientBuffers:
+    """The buffers of the gradients of one plan: parts of one array.
+
+    Attributes
+    ----------
+    flat : ndarray
+        Every gradient's buffer, one after the other (zeros between them): one sum over it
+        proves them all finite when it is.
+    views : dict of str to ndarray
+        Each parameter's gradient buffer (C-contiguous views into ``flat``), by name.
+    """
+
+    flat: np.ndarray
+    views: dict[str, np.ndarray]
+
+
+def _gradient_buffers(plan: Plan, names: list[str], shared) -> GradientBuffers | None:
+    """The buffers of the gradients of ``names``: ``shared`` when it holds the same ones (the
+    gradients of another batch shape of the same step), else one new array (zeros) holding
+    them (aligned views); None when their dtypes differ."""
+    specs = [(plan.slots[plan.grads[n]].shape, np.dtype(plan.slots[plan.grads[n]].dtype))
+             for n in names]  # fmt: skip
+    if (
+        shared is not None
+        and list(shared.views) == names
+        and all(
+            v.shape == shape and v.dtype == dtype
+            for v, (shape, dtype) in zip(shared.views.values(), specs, strict=True)
+        )
+    ):
+        return shared
+    dtypes = {dtype for _, dtype in specs}
     if len(dtypes) != 1:
-        return None, {}
+        return None
     dtype = dtypes.pop()
     step = max(1, _ALIGN // dtype.itemsize)
     offsets, total = [], 0
-    for s in slots:
+    for shape, _ in specs:
         offsets.append(total)
-        total += -(-prod(plan.slots[s].shape) // step) * step
+        total += -(-prod(shape) // step) * step
     flat = np.zeros(total, dtype)
-    views = {}
-    for s, offset in zip(slots, offsets, strict=True):
-        shape = plan.slots[s].shape
-        views[s] = flat[offset : offset + prod(shape)].reshape(shape)
-    return flat, views
+    views = {
+        n: flat[offset : offset + prod(shape)].reshape(shape)
+        for n, offset, (shape, _) in zip(names, offsets, specs, strict=True)
+    }
+    return GradientBuffers(flat, views)
 
 
-def reuse_buffers(plan: Plan) -> None:
+def reuse_buffers(plan: Plan, shared: GradientBuffers | None = None) -> None:
     """The ``buffers`` rewrite (see the module doc): every call of a row with ``out=`` writes
     into a buffer of its own, made now and reused at every replay. The gradients' buffers are
-    parts of one array (:attr:`Plan.grad_buffer`), so that one sum checks them all."""
+    parts of one array (:attr:`Plan.grad_buffers`), so that one sum checks them all; given
+    ``shared`` (another plan's, of the same gradients), those."""
     calls = []
     for op in plan.ops + plan.output_ops:
         fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
         if _takes_out(fn):
             calls.append(op)
-    grad_slots = set(plan.grads.values())
-    written = [
+    written = {
         s for op in calls for s in (op.outs if op.kind == "vjp" else op.outs[:1])
-        if s in grad_slots and plan.slots[s].dtype is not None and len(plan.slots[s].shape)
-    ]  # fmt: skip
-    plan.grad_buffer, grads = _gradient_buffers(plan, written) if written else (None, {})
+        if s is not None and plan.slots[s].dtype is not None and len(plan.slots[s].shape)
+    }  # fmt: skip
+    names = [n for n, s in plan.grads.items() if s in written]
+    plan.grad_buffers = _gradient_buffers(plan, names, shared) if names else None
+    grads = {} if plan.grad_buffers is None else {
+        plan.grads[n]: v for n, v in plan.grad_buffers.views.items()
+    }  # fmt: skip
     count = 0
     for op in calls:
         if op.kind == "vjp":

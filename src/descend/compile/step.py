@@ -152,6 +152,8 @@ class CompiledStep:
                 f"rewrite names {sorted(unknown)} are not rewrites; choose from {rewrites.ALL}"
             )
         self._runners: dict[tuple, rewrites.Runner] = {}
+        # the gradients' buffers, shared by the runners of every batch shape (one at a time)
+        self.grad_buffers: rewrites.GradientBuffers | None = None
         self._blocks: dict[tuple, rewrites.Runner] = {}
         self._shards_ok: bool | None = None if "shards" in self.rewrite else False
         self._flops_per_row = _flops_per_row(model)
@@ -300,8 +302,8 @@ class CompiledStep:
                 p.grad = g = leaf_grad(g, data, handed_out)
                 own = False
             pairs.append((p, s, g))
-        if own and runner.plan.grad_buffer is not None:
-            sums = [runner.plan.grad_buffer]  # every gradient, and zeros between them
+        if own and runner.plan.grad_buffers is not None:
+            sums = [runner.plan.grad_buffers.flat]  # every gradient, and zeros between them
             all_finite = finite(sums[0])
         else:
             sums = [_flat(g) for _, _, g in pairs]
