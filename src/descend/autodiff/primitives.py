@@ -220,19 +220,24 @@ def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     if x.ndim == 2 and axis in (-1, 1) and x.shape[0] >= 64 and 1 < x.shape[1] <= 64:
         return np.maximum.reduce(x.T.copy(), axis=0)[:, None]
-    return x.max(axis=axis, keepdims=True)
+    # the reductions that ndarray.max and .sum call, without their Python wrappers (the same
+    # numbers: the same C loops)
+    return _max_reduce(x, axis=axis, keepdims=True)
+
+
+_max_reduce, _sum_reduce = np.maximum.reduce, np.add.reduce
 
 
 def _softmax(x, axis=-1, out=None):
     e = np.subtract(x, max_keepdims(x, axis), out=out)
     np.exp(e, out=e)
-    e /= e.sum(axis=axis, keepdims=True)
+    e /= _sum_reduce(e, axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis=-1):
     shifted = x - max_keepdims(x, axis)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - np.log(_sum_reduce(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def _labels_to_onehot(target, n_classes, dtype):
@@ -243,9 +248,14 @@ def _labels_to_onehot(target, n_classes, dtype):
 
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
-    logp = _log_softmax(z, axis=-1)
     if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
-        return -(np.add.reduce(logp[np.arange(z.shape[0]), target]) / z.shape[0])
+        # log_softmax(z) at each row's label only: shifted[i, t_i] - log(sum_k e^shifted[i, k]),
+        # the same subtraction as in _log_softmax, for the picked entries alone
+        shifted = z - max_keepdims(z, -1)
+        log_total = np.log(_sum_reduce(np.exp(shifted), axis=-1))
+        rows = np.arange(z.shape[0])
+        return -(np.add.reduce(shifted[rows, target] - log_total) / z.shape[0])
+    logp = _log_softmax(z, axis=-1)
     return -(target * logp).sum() / z.shape[0]
 
 

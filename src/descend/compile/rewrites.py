@@ -172,14 +172,6 @@ def _takes_out(fn) -> bool:
         return False
 
 
-def _buffer(slot, grads: dict | None = None, s: int | None = None) -> np.ndarray | None:
-    if slot.dtype is None or len(slot.shape) == 0:
-        return None
-    if grads is not None and s in grads:
-        return grads[s]
-    return np.empty(slot.shape, slot.dtype)
-
-
 # a gradient buffer starts at a multiple of this many bytes from the start of the one array
 # holding them all (the vector instructions' alignment, when that array's start has it)
 _ALIGN = 64
@@ -202,12 +194,11 @@ class GradientBuffers:
     views: dict[str, np.ndarray]
 
 
-def _gradient_buffers(plan: Plan, names: list[str], shared) -> GradientBuffers | None:
-    """The buffers of the gradients of ``names``: ``shared`` when it holds the same ones (the
-    gradients of another batch shape of the same step), else one new array (zeros) holding
-    them (aligned views); None when their dtypes differ."""
-    specs = [(plan.slots[plan.grads[n]].shape, np.dtype(plan.slots[plan.grads[n]].dtype))
-             for n in names]  # fmt: skip
+def _gradient_buffers(names: list[str], specs: list, shared) -> GradientBuffers | None:
+    """The buffers of the gradients of ``names`` (``specs``: their shapes and dtypes):
+    ``shared`` when it holds the same ones (the gradients of another batch shape of the same
+    step), else one new array (zeros) holding them (aligned views); None when their dtypes
+    differ."""
     if (
         shared is not None
         and list(shared.views) == names
@@ -234,42 +225,65 @@ def _gradient_buffers(plan: Plan, names: list[str], shared) -> GradientBuffers |
     return GradientBuffers(flat, views)
 
 
+def _buffer_layout(plan: Plan) -> tuple[list, list[str], list]:
+    """Which calls write into buffers: ``(index, is a vjp, per output: (slot, shape, dtype) or
+    None)``, the gradients among their outputs (names) and those gradients' shapes and
+    dtypes."""
+    calls = []
+    for i, op in enumerate(plan.ops + plan.output_ops):
+        fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
+        if not _takes_out(fn):
+            continue
+        outs = []
+        for s in op.outs if op.kind == "vjp" else op.outs[:1]:
+            slot = None if s is None else plan.slots[s]
+            ok = slot is not None and slot.dtype is not None and len(slot.shape) > 0
+            outs.append((s, slot.shape, slot.dtype) if ok else None)
+        if any(o is not None for o in outs):
+            calls.append((i, op.kind == "vjp", outs))
+    written = {o[0] for _, _, outs in calls for o in outs if o is not None}
+    names = [n for n, s in plan.grads.items() if s in written]
+    specs = [(plan.slots[plan.grads[n]].shape, np.dtype(plan.slots[plan.grads[n]].dtype))
+             for n in names]  # fmt: skip
+    return calls, names, specs
+
+
 def reuse_buffers(plan: Plan, shared: GradientBuffers | None = None) -> None:
     """The ``buffers`` rewrite (see the module doc): every call of a row with ``out=`` writes
     into a buffer of its own, made now and reused at every replay. The gradients' buffers are
     parts of one array (:attr:`Plan.grad_buffers`), so that one sum checks them all; given
     ``shared`` (another plan's, of the same gradients), those."""
-    calls = []
-    for op in plan.ops + plan.output_ops:
-        fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
-        if _takes_out(fn):
-            calls.append(op)
-    written = {
-        s for op in calls for s in (op.outs if op.kind == "vjp" else op.outs[:1])
-        if s is not None and plan.slots[s].dtype is not None and len(plan.slots[s].shape)
-    }  # fmt: skip
-    names = [n for n, s in plan.grads.items() if s in written]
-    plan.grad_buffers = _gradient_buffers(plan, names, shared) if names else None
-    grads = {} if plan.grad_buffers is None else {
-        plan.grads[n]: v for n, v in plan.grad_buffers.views.items()
-    }  # fmt: skip
-    count = 0
-    for op in calls:
-        if op.kind == "vjp":
-            buffers = tuple(
-                None if s is None else _buffer(plan.slots[s], grads, s) for s in op.outs
-            )
-            if all(b is None for b in buffers):
-                continue
-        else:
-            buffers = _buffer(plan.slots[op.outs[0]], grads, op.outs[0])
-            if buffers is None:
-                continue
-        op.out_buffers = buffers
+    key = None
+    if plan.origin is not None:  # which calls write where: once per traced plan and rewrites
+        key = (plan.origin, tuple(plan.rewrites), len(plan.slots), len(plan.ops),
+               len(plan.output_ops))  # fmt: skip
+    layout = _BUFFER_LAYOUTS.get(key) if key is not None else None
+    if layout is None:
+        layout = _buffer_layout(plan)
+        if key is not None:
+            if len(_BUFFER_LAYOUTS) >= 64:
+                _BUFFER_LAYOUTS.clear()
+            _BUFFER_LAYOUTS[key] = layout
+    calls, names, specs = layout
+    plan.grad_buffers = _gradient_buffers(names, specs, shared) if names else None
+    grads = {}
+    if plan.grad_buffers is not None:
+        grads = {plan.grads[n]: v for n, v in plan.grad_buffers.views.items()}
+    ops = plan.ops + plan.output_ops
+    for i, vjp, outs in calls:
+        buffers = [
+            None if o is None else grads[o[0]] if o[0] in grads else np.empty(o[1], o[2])
+            for o in outs
+        ]
+        op = ops[i]
+        op.out_buffers = tuple(buffers) if vjp else buffers[0]
         op.marks.append("buffers")
-        count += 1
-    if count:
-        plan.rewrites.append(f"buffers ({count} calls write into reused buffers)")
+    if calls:
+        plan.rewrites.append(f"buffers ({len(calls)} calls write into reused buffers)")
+
+
+# the buffers rewrite's layouts, by traced plan and rewrites (see reuse_buffers)
+_BUFFER_LAYOUTS: dict[tuple, tuple] = {}
 
 
 # --- fold_gd ---------------------------------------------------------------------------------
