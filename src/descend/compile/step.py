@@ -156,7 +156,7 @@ class CompiledStep:
         self.grad_buffers: rewrites.GradientBuffers | None = None
         self._blocks: dict[tuple, rewrites.Runner] = {}
         self._shards_ok: bool | None = None if "shards" in self.rewrite else False
-        self._flops_per_row = _flops_per_row(model)
+        self._flops_per_row = _flops_per_row(self.param_list)
         first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
@@ -382,9 +382,9 @@ def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:
     return (xb.shape, xb.dtype.str, np.shape(yb), getattr(yb, "dtype", None))
 
 
-def _flops_per_row(model) -> float:
+def _flops_per_row(params: list) -> float:
     # the products of one row, forward: 2 per weight of a matrix (biases and vectors aside)
-    return 2.0 * sum(p.data.size for p in model.parameters() if p.data.ndim == 2)
+    return 2.0 * sum(p.data.size for p in params if p.data.ndim == 2)
 
 
 def compile_forward(model, X: np.ndarray) -> CompiledForward:
