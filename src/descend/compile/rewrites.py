@@ -5,7 +5,9 @@
     or vjp: the same formula, see :mod:`descend.autodiff.primitives`) writes into a buffer made
     once per plan, so an update allocates little. The same numbers as the eager step, bit for
     bit. The parameters' ``.grad`` are then those buffers, overwritten by the next update (copy
-    them in a callback to keep them).
+    them in a callback to keep them). The gradients' buffers are parts of one array
+    (:class:`GradientBuffers`: one sum over it proves every gradient finite), shared by the
+    plans of one step's batch shapes, which run one after the other.
 
 ``fold_gd`` (:func:`fold_updates`)
     When nothing reads ``.grad`` during training (``reads_grads`` False) and the rule can take a
