@@ -170,7 +170,9 @@ def _bind(text: _Text, ops: list, reads: list, views: list):
         else:
             names[name] = views[k][2 if kind == "shape" else 3]
     exec(text.code, names)
-    return names["replay"]
+    # taken out of its own globals: no reference cycle, so an executor (its buffers) is freed
+    # when its step is, not at the next garbage collection
+    return names.pop("replay")
 
 
 def _compiled(source: str):
