@@ -114,22 +114,31 @@ def _out(out, i):
 def _inplace(op, a, b):
     """``op(a, b)``, written into ``a`` when ``a`` is an array of the result's dtype (the same
     numbers as a new array: in place only saves the allocation)."""
-    if isinstance(a, np.ndarray) and np.result_type(a, b) == a.dtype:
-        return op(a, b, out=a)
+    if isinstance(a, np.ndarray):
+        dtype = a.dtype
+        # b of a's own dtype (the common case) needs no promotion rules to know it
+        if getattr(b, "dtype", None) is dtype or np.result_type(a, b) == dtype:
+            return op(a, b, out=a)
     return op(a, b)
+
+
+# np.dot without its check for other array libraries' overrides (__array_function__), which
+# costs about as much as a small product: the same C function, so the same numbers
+_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 def _linear(x, w, b, out=None):
     # z = x @ W + b; the bias added in place to the fresh product (or to out)
-    return _inplace(np.add, np.dot(x, w, out=out), b)
+    return _inplace(np.add, _dot(x, w, out=out), b)
 
 
 def _linear_vjp(g, ans, needs, x, w, b, out=None):
     # z = x @ W + b  ->  dC/dx = g W^T,  dC/dW = x^T g,  dC/db = sum of g over the samples.
     # np.dot goes straight to BLAS gemm; np.matmul takes a slow path for the rank-1 case (batch 1).
-    dx = np.dot(g, w.T, out=_out(out, 0)) if needs[0] else None
-    dw = np.dot(x.T, g, out=_out(out, 1)) if needs[1] else None
-    db = np.add.reduce(g, axis=0, out=_out(out, 2)) if needs[2] else None
+    out_x, out_w, out_b = (None, None, None) if out is None else out
+    dx = _dot(g, w.T, out=out_x) if needs[0] else None
+    dw = _dot(x.T, g, out=out_w) if needs[1] else None
+    db = np.add.reduce(g, axis=0, out=out_b) if needs[2] else None
     return dx, dw, db
 
 
@@ -211,19 +220,24 @@ def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     if x.ndim == 2 and axis in (-1, 1) and x.shape[0] >= 64 and 1 < x.shape[1] <= 64:
         return np.maximum.reduce(x.T.copy(), axis=0)[:, None]
-    return x.max(axis=axis, keepdims=True)
+    # the reductions that ndarray.max and .sum call, without their Python wrappers (the same
+    # numbers: the same C loops)
+    return _max_reduce(x, axis=axis, keepdims=True)
+
+
+_max_reduce, _sum_reduce = np.maximum.reduce, np.add.reduce
 
 
 def _softmax(x, axis=-1, out=None):
     e = np.subtract(x, max_keepdims(x, axis), out=out)
     np.exp(e, out=e)
-    e /= e.sum(axis=axis, keepdims=True)
+    e /= _sum_reduce(e, axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax(x, axis=-1):
     shifted = x - max_keepdims(x, axis)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - np.log(_sum_reduce(np.exp(shifted), axis=axis, keepdims=True))
 
 
 def _labels_to_onehot(target, n_classes, dtype):
@@ -234,9 +248,14 @@ def _labels_to_onehot(target, n_classes, dtype):
 
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
-    logp = _log_softmax(z, axis=-1)
     if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
-        return -(np.add.reduce(logp[np.arange(z.shape[0]), target]) / z.shape[0])
+        # log_softmax(z) at each row's label only: shifted[i, t_i] - log(sum_k e^shifted[i, k]),
+        # the same subtraction as in _log_softmax, for the picked entries alone
+        shifted = z - max_keepdims(z, -1)
+        log_total = np.log(_sum_reduce(np.exp(shifted), axis=-1))
+        rows = np.arange(z.shape[0])
+        return -(np.add.reduce(shifted[rows, target] - log_total) / z.shape[0])
+    logp = _log_softmax(z, axis=-1)
     return -(target * logp).sum() / z.shape[0]
 
 

@@ -19,7 +19,8 @@ them: every number comes from the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,14 +70,22 @@ class Plan:
     rewrites: list[str] = field(default_factory=list)
     folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # param -> (a slot, b slot)
     output_ops: list[Op] = field(default_factory=list)  # only for the output: run when asked
+    # set by the buffer-reuse rewrite: the gradients' buffers, parts of one array (or None)
+    grad_buffers: Any = None
+    # the same number for a traced plan and its copies: with the same rewrites, the same
+    # structure (an executor's layout is made once for them: see replay._layout)
+    origin: int | None = None
 
     def copy(self) -> Plan:
         """A copy to rewrite: its own calls and slot list (the slots' values are shared: the
-        rewrites never change them)."""
-        return replace(
-            self, slots=list(self.slots), ops=[_copy_op(op) for op in self.ops],
-            output_ops=[_copy_op(op) for op in self.output_ops], rewrites=list(self.rewrites),
-            folded=dict(self.folded), grads=dict(self.grads),
+        rewrites never change them), without the buffers of the rewrites (every field but
+        ``grad_buffers``, by position: a new field is added here too)."""
+        if self.origin is None:
+            self.origin = next(_ORIGINS)
+        return Plan(
+            list(self.slots), [_copy_op(op) for op in self.ops], self.cost, self.output,
+            dict(self.grads), self.params, list(self.rewrites), dict(self.folded),
+            [_copy_op(op) for op in self.output_ops], None, self.origin,
         )  # fmt: skip
 
     @property
@@ -128,8 +137,11 @@ class Plan:
     __repr__ = __str__
 
 
+_ORIGINS = itertools.count()
+
+
 def _copy_op(op: Op) -> Op:
-    return replace(op, marks=list(op.marks), out_buffers=None)
+    return Op(op.kind, op.prim, op.ins, op.params, op.dynamic, op.outs, list(op.marks))
 
 
 def _needed(ops: list[Op], needed: set[int]) -> list[Op]:

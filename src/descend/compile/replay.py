@@ -12,6 +12,8 @@ graph calls, with the same arguments, so the numbers are the eager step's to the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from descend.compile.plan import Plan
@@ -49,24 +51,18 @@ class Executor:
 
     def __init__(self, plan: Plan, params: dict) -> None:
         self.plan = plan
+        layout = _layout(plan)
         self.env: list = [None] * len(plan.slots)
-        reads = []
-        for i, slot in enumerate(plan.slots):
-            if slot.kind == "const":
-                self.env[i] = slot.value
-            elif slot.kind == "param":
-                reads.append((i, params[slot.name]))
-        views = [
-            (i, 0 if slot.source == "x" else 1, slot.shape, slot.dtype)
-            for i, slot in enumerate(plan.slots)
-            if slot.kind == "view"
-        ]
-        self._replay, self.source = _function(plan.ops, reads, views, batch=True)
-        self._output, _ = _function(plan.output_ops, [], [], batch=False)
+        for i in layout.consts:
+            self.env[i] = plan.slots[i].value
+        reads = [params[name] for _, name in layout.reads]
+        self.replay = _bind(layout.replay, plan.ops, reads, layout.views)
+        self._output = _bind(layout.output, plan.output_ops, [], [])
+        self.source = layout.replay.source
 
     def __call__(self, x: np.ndarray, y: np.ndarray | None = None) -> list:
         """Run every step on batch ``x`` (and targets ``y``); returns the environment."""
-        self._replay(self.env, x, y)
+        self.replay(self.env, x, y)
         return self.env
 
     def output(self) -> np.ndarray:
@@ -75,22 +71,77 @@ class Executor:
         return self.env[self.plan.output]
 
 
-def _function(ops: list, reads: list, views: list, *, batch: bool) -> tuple:
-    """The replay of ``ops`` as one Python function ``(env, x, y) -> None``, and its source.
+@dataclass
+class _Text:
+    """A replay function's source, its compiled code, and the names it binds: ``(name, kind,
+    index, key)``, read from the plan's calls (``fn``, ``kw``), parameters or views."""
+
+    source: str
+    code: object
+    names: list[tuple[str, str, int, str | None]]
+
+
+@dataclass
+class _Layout:
+    """What an executor of a plan makes of its structure alone (shared by the copies of one
+    traced plan with the same rewrites): the constant and parameter slots, the views, and
+    the text of the replay and of the output's calls."""
+
+    consts: list[int]
+    reads: list[tuple[int, str]]
+    views: list[tuple[int, int, tuple, object]]
+    replay: _Text
+    output: _Text
+
+
+def _layout(plan: Plan) -> _Layout:
+    """The layout of ``plan``: found again for a copy of the same traced plan with the same
+    rewrites (the key below), else made."""
+    key = None
+    if plan.origin is not None:
+        key = (plan.origin, tuple(plan.rewrites), len(plan.slots), len(plan.ops),
+               len(plan.output_ops))  # fmt: skip
+        layout = _LAYOUTS.get(key)
+        if layout is not None:
+            return layout
+    consts, reads = [], []
+    for i, slot in enumerate(plan.slots):
+        if slot.kind == "const":
+            consts.append(i)
+        elif slot.kind == "param":
+            reads.append((i, slot.name))
+    views = [
+        (i, 0 if slot.source == "x" else 1, slot.shape, slot.dtype)
+        for i, slot in enumerate(plan.slots)
+        if slot.kind == "view"
+    ]
+    layout = _Layout(
+        consts, reads, views, _text(plan.ops, reads, views, batch=True),
+        _text(plan.output_ops, [], [], batch=False),
+    )  # fmt: skip
+    if key is not None:
+        if len(_LAYOUTS) >= _MAX_CODE:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _text(ops: list, reads: list, views: list, *, batch: bool) -> _Text:
+    """The replay of ``ops`` as the source of one Python function ``(env, x, y) -> None``.
 
     Each call reads its inputs from ``env`` and writes its results there, as the plan numbers
     them; the functions called are the table rows' own (``op.prim.forward`` or ``.vjp``), with
     the parameters the trace recorded: nothing is computed here but those calls.
     """
-    names: dict = {"_asarray": np.asarray, "_ARRAY": _ARRAY}
+    names: list = []
     lines = ["def replay(env, x, y):"]
     if batch:  # the batch and its targets; the parameters' arrays as they are now
         lines += ["    env[0] = x", "    if y is not None:", "        env[1] = y"]
-    for k, (s, p) in enumerate(reads):
-        names[f"p{k}"] = p
+    for k, (s, _) in enumerate(reads):
+        names.append((f"p{k}", "param", k, None))
         lines.append(f"    env[{s}] = p{k}.data")
-    for k, (s, source, shape, dtype) in enumerate(views):
-        names[f"shape{k}"], names[f"dtype{k}"] = shape, dtype
+    for k, (s, source, _, _) in enumerate(views):
+        names += [(f"shape{k}", "shape", k, None), (f"dtype{k}", "dtype", k, None)]
         lines.append(
             f"    env[{s}] = _asarray(env[{source}]).reshape(shape{k}).astype(dtype{k}, copy=False)"
         )
@@ -99,25 +150,59 @@ def _function(ops: list, reads: list, views: list, *, batch: bool) -> tuple:
     if len(lines) == 1:
         lines.append("    return None")
     source = "\n".join(lines) + "\n"
-    # the text is made above from the plan alone (slot numbers and the names bound in `names`)
-    exec(compile(source, "<descend plan replay>", "exec"), names)
-    # taken out of its own globals: else the function and `names` (which holds the buffers)
-    # form a cycle, freed only by the garbage collector, and the next fit's buffers would be
-    # fresh memory (a full-batch fit of an MLP 784-256-10: 4,400 page faults, 10% of its time)
-    return names.pop("replay"), source
+    # the text is made above from the plan's structure alone (slot numbers, and names whose
+    # objects are bound by _bind), so plans of the same structure share one compiled code
+    return _Text(source, _compiled(source), names)
 
 
-def _call_lines(j: int, op, names: dict) -> list[str]:
+def _bind(text: _Text, ops: list, reads: list, views: list):
+    """The function of ``text`` with its names bound to these calls, parameters and views."""
+    names: dict = {"_asarray": np.asarray, "_ARRAY": _ARRAY}
+    for name, kind, k, key in text.names:
+        if kind == "fn":
+            op = ops[k]
+            names[name] = op.prim.vjp if op.kind == "vjp" else op.prim.forward
+        elif kind == "kw":
+            op = ops[k]
+            names[name] = op.out_buffers if key == "out" else op.params[key]
+        elif kind == "param":
+            names[name] = reads[k]
+        else:
+            names[name] = views[k][2 if kind == "shape" else 3]
+    exec(text.code, names)
+    # taken out of its own globals: no reference cycle, so an executor (its buffers) is freed
+    # when its step is, not at the next garbage collection
+    return names.pop("replay")
+
+
+def _compiled(source: str):
+    """The code object of ``source``, compiled once per text (Python's compiler takes about a
+    millisecond for a small plan: more than a short epoch's updates)."""
+    code = _CODE.get(source)
+    if code is None:
+        if len(_CODE) >= _MAX_CODE:
+            _CODE.clear()
+        code = _CODE[source] = compile(source, "<descend plan replay>", "exec")
+    return code
+
+
+# compiled replay functions' code by source text (every fit of the same model, cost and batch
+# shapes writes the same text), and the layouts of plans by their traced plan and rewrites
+_CODE: dict[str, object] = {}
+_LAYOUTS: dict[tuple, _Layout] = {}
+_MAX_CODE = 64
+
+
+def _call_lines(j: int, op, names: list) -> list[str]:
     """The lines of call ``j``: ``r = f{j}(env[..], ..., key=..)`` and its results stored."""
-    fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
-    names[f"f{j}"] = fn
+    names.append((f"f{j}", "fn", j, None))
     args = [f"env[{s}]" for s in op.ins]
-    kw = dict(op.params)
+    keys = list(op.params)
     if op.out_buffers is not None:
-        kw["out"] = op.out_buffers
-    for key, value in kw.items():
+        keys.append("out")
+    for key in keys:
         if key not in op.dynamic:
-            names[f"k{j}_{key}"] = value
+            names.append((f"k{j}_{key}", "kw", j, key))
             args.append(f"{key}=k{j}_{key}")
     args += [f"{key}=env[{s}]" for key, s in op.dynamic.items()]
     lines = [f"    r = f{j}({', '.join(args)})"]

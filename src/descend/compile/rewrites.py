@@ -5,7 +5,9 @@
     or vjp: the same formula, see :mod:`descend.autodiff.primitives`) writes into a buffer made
     once per plan, so an update allocates little. The same numbers as the eager step, bit for
     bit. The parameters' ``.grad`` are then those buffers, overwritten by the next update (copy
-    them in a callback to keep them).
+    them in a callback to keep them). The gradients' buffers are parts of one array
+    (:class:`GradientBuffers`: one sum over it proves every gradient finite), shared by the
+    plans of one step's batch shapes, which run one after the other.
 
 ``fold_gd`` (:func:`fold_updates`)
     When nothing reads ``.grad`` during training (``reads_grads`` False) and the rule can take a
@@ -40,6 +42,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import cache
+from math import prod
 
 import numpy as np
 
@@ -48,7 +51,8 @@ from descend.compile.plan import Plan
 from descend.compile.replay import Executor
 
 __all__ = [
-    "ALL", "Runner", "ShardSums", "apply", "combine", "fold_updates", "reuse_buffers",
+    "ALL", "GradientBuffers", "Runner", "ShardSums", "apply", "combine", "fold_updates",
+    "reuse_buffers",
     "shard_sums",
 ]  # fmt: skip
 
@@ -73,6 +77,7 @@ class Runner:
         self.plan = plan
         self.params = params
         self.executor = Executor(plan, params)
+        self._replay, self._env, self._cost = self.executor.replay, self.executor.env, plan.cost
         self._names = list(params)
         self._ran = False
         self._folded = [
@@ -87,9 +92,14 @@ class Runner:
         # one (folded, or not used): their .grad is None after an update
         self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
         self.ungraded = [p for name, p in params.items() if name not in plan.grads]
+        # the buffers rewrite's gradient buffers by slot: parts of one array, each a
+        # parameter's own (see CompiledStep._hand_out_runner)
+        views = {} if plan.grad_buffers is None else plan.grad_buffers.views
+        self.grad_buffers = {plan.grads[n]: v for n, v in views.items()}
         # set by the compiled step when every gradient array was handed to its parameter as it
-        # is (the reused buffers): [(parameter, slot, array, its flat view)], else None
-        self.handed: list | None = None
+        # is (the reused buffers): ([(parameter, slot, array)], the arrays whose sums prove
+        # them all finite), else None
+        self.handed: tuple | None = None
 
     def gradients(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The cost of the batch and every gradient that is written out, by parameter name."""
@@ -99,9 +109,10 @@ class Runner:
 
     def cost(self, xb: np.ndarray, yb: np.ndarray) -> float:
         """Run the plan on the batch; the cost (the gradients are in ``executor.env``)."""
-        env = self.executor(xb, yb)
+        env = self._env
+        self._replay(env, xb, yb)  # the executor's call, without its frame
         self._ran = True
-        return float(env[self.plan.cost])
+        return float(env[self._cost])
 
     def output(self) -> np.ndarray | None:
         if not self._ran or self.plan.output is None:
@@ -143,7 +154,10 @@ def apply(plan: Plan, step, optimizer) -> Runner:
     if "fold_gd" in step.rewrite and not step.reads_grads:
         fold_updates(plan, optimizer, step.params)
     if "buffers" in step.rewrite:
-        reuse_buffers(plan)
+        # the step's batch shapes run one after the other: their gradients share buffers
+        reuse_buffers(plan, shared=step.grad_buffers)
+        if step.grad_buffers is None:
+            step.grad_buffers = plan.grad_buffers
     return Runner(plan, step.params)
 
 
@@ -160,33 +174,118 @@ def _takes_out(fn) -> bool:
         return False
 
 
-def _buffer(slot) -> np.ndarray | None:
-    if slot.dtype is None or len(slot.shape) == 0:
+# a gradient buffer starts at a multiple of this many bytes from the start of the one array
+# holding them all (the vector instructions' alignment, when that array's start has it)
+_ALIGN = 64
+
+
+@dataclass
+class GradientBuffers:
+    """The buffers of the gradients of one plan: parts of one array.
+
+    Attributes
+    ----------
+    flat : ndarray
+        Every gradient's buffer, one after the other (zeros between them): one sum over it
+        proves them all finite when it is.
+    views : dict of str to ndarray
+        Each parameter's gradient buffer (C-contiguous views into ``flat``), by name.
+    """
+
+    flat: np.ndarray
+    views: dict[str, np.ndarray]
+
+
+def _gradient_buffers(names: list[str], specs: list, shared) -> GradientBuffers | None:
+    """The buffers of the gradients of ``names`` (``specs``: their shapes and dtypes):
+    ``shared`` when it holds the same ones (the gradients of another batch shape of the same
+    step), else one new array (zeros) holding them (aligned views); None when their dtypes
+    differ."""
+    if (
+        shared is not None
+        and list(shared.views) == names
+        and all(
+            v.shape == shape and v.dtype == dtype
+            for v, (shape, dtype) in zip(shared.views.values(), specs, strict=True)
+        )
+    ):
+        return shared
+    dtypes = {dtype for _, dtype in specs}
+    if len(dtypes) != 1:
         return None
-    return np.empty(slot.shape, slot.dtype)
+    dtype = dtypes.pop()
+    step = max(1, _ALIGN // dtype.itemsize)
+    offsets, total = [], 0
+    for shape, _ in specs:
+        offsets.append(total)
+        total += -(-prod(shape) // step) * step
+    flat = np.zeros(total, dtype)
+    views = {
+        n: flat[offset : offset + prod(shape)].reshape(shape)
+        for n, offset, (shape, _) in zip(names, offsets, specs, strict=True)
+    }
+    return GradientBuffers(flat, views)
 
 
-def reuse_buffers(plan: Plan) -> None:
-    """The ``buffers`` rewrite (see the module doc): every call of a row with ``out=`` writes
-    into a buffer of its own, made now and reused at every replay."""
-    count = 0
-    for op in plan.ops + plan.output_ops:
+def _buffer_layout(plan: Plan) -> tuple[list, list[str], list]:
+    """Which calls write into buffers: ``(index, is a vjp, per output: (slot, shape, dtype) or
+    None)``, the gradients among their outputs (names) and those gradients' shapes and
+    dtypes."""
+    calls = []
+    for i, op in enumerate(plan.ops + plan.output_ops):
         fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
         if not _takes_out(fn):
             continue
-        if op.kind == "vjp":
-            buffers = tuple(None if s is None else _buffer(plan.slots[s]) for s in op.outs)
-            if all(b is None for b in buffers):
-                continue
-        else:
-            buffers = _buffer(plan.slots[op.outs[0]])
-            if buffers is None:
-                continue
-        op.out_buffers = buffers
+        outs = []
+        for s in op.outs if op.kind == "vjp" else op.outs[:1]:
+            slot = None if s is None else plan.slots[s]
+            ok = slot is not None and slot.dtype is not None and len(slot.shape) > 0
+            outs.append((s, slot.shape, slot.dtype) if ok else None)
+        if any(o is not None for o in outs):
+            calls.append((i, op.kind == "vjp", outs))
+    written = {o[0] for _, _, outs in calls for o in outs if o is not None}
+    names = [n for n, s in plan.grads.items() if s in written]
+    specs = [(plan.slots[plan.grads[n]].shape, np.dtype(plan.slots[plan.grads[n]].dtype))
+             for n in names]  # fmt: skip
+    return calls, names, specs
+
+
+def reuse_buffers(plan: Plan, shared: GradientBuffers | None = None) -> None:
+    """The ``buffers`` rewrite (see the module doc): every call of a row with ``out=`` writes
+    into a buffer of its own, made now and reused at every replay. The gradients' buffers are
+    parts of one array (:attr:`Plan.grad_buffers`), so that one sum checks them all; given
+    ``shared`` (another plan's, of the same gradients), those."""
+    key = None
+    if plan.origin is not None:  # which calls write where: once per traced plan and rewrites
+        key = (plan.origin, tuple(plan.rewrites), len(plan.slots), len(plan.ops),
+               len(plan.output_ops))  # fmt: skip
+    layout = _BUFFER_LAYOUTS.get(key) if key is not None else None
+    if layout is None:
+        layout = _buffer_layout(plan)
+        if key is not None:
+            if len(_BUFFER_LAYOUTS) >= 64:
+                _BUFFER_LAYOUTS.clear()
+            _BUFFER_LAYOUTS[key] = layout
+    calls, names, specs = layout
+    plan.grad_buffers = _gradient_buffers(names, specs, shared) if names else None
+    grads = {}
+    if plan.grad_buffers is not None:
+        grads = {plan.grads[n]: v for n, v in plan.grad_buffers.views.items()}
+    ops = plan.ops + plan.output_ops
+    for i, vjp, outs in calls:
+        buffers = [
+            None if o is None else grads[o[0]] if o[0] in grads else np.empty(o[1], o[2])
+            for o in outs
+        ]
+        op = ops[i]
+        op.out_buffers = tuple(buffers) if vjp else buffers[0]
         op.marks.append("buffers")
-        count += 1
-    if count:
-        plan.rewrites.append(f"buffers ({count} calls write into reused buffers)")
+    if calls:
+        plan.rewrites.append(f"buffers ({len(calls)} calls write into reused buffers)")
+
+
+# the buffers rewrite's layouts, by traced plan and rewrites (see reuse_buffers)
+_BUFFER_LAYOUTS: dict[tuple, tuple] = {}
 
 
 # --- fold_gd ---------------------------------------------------------------------------------

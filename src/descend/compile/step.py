@@ -152,9 +152,11 @@ class CompiledStep:
                 f"rewrite names {sorted(unknown)} are not rewrites; choose from {rewrites.ALL}"
             )
         self._runners: dict[tuple, rewrites.Runner] = {}
+        # the gradients' buffers, shared by the runners of every batch shape (one at a time)
+        self.grad_buffers: rewrites.GradientBuffers | None = None
         self._blocks: dict[tuple, rewrites.Runner] = {}
         self._shards_ok: bool | None = None if "shards" in self.rewrite else False
-        self._flops_per_row = _flops_per_row(model)
+        self._flops_per_row = _flops_per_row(self.param_list)
         first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
@@ -214,16 +216,30 @@ class CompiledStep:
         When the cost or a gradient is not finite, nothing is updated (``grads_finite`` says
         which); the caller stops training.
         """
-        try:
-            blocks = self._shard_blocks(xb, yb)
-            if blocks:
-                cost, grads = self._sharded(xb, yb, blocks)
-            else:
-                runner = self._last = self._runner_for(xb, yb)
-                self._last_plan = runner.plan
-                cost = runner.cost(xb, yb)
-        except NotFinite:  # a new shape's trace met values that are not finite: diverged
-            return float("nan")
+        last = self._last_shape
+        if (
+            last is not None
+            and xb.shape == last[0]
+            and yb.__class__ is np.ndarray
+            and yb.shape == last[2]
+            and xb.dtype == last[1]
+            and yb.dtype == last[3]
+        ):  # the shapes of the last batch, which ran whole: the same runner (and no trace)
+            runner = self._last = last[4]
+            blocks = 0
+            cost = runner.cost(xb, yb)
+        else:
+            try:
+                blocks = self._shard_blocks(xb, yb)
+                if blocks:
+                    self._last_shape = None
+                    cost, grads = self._sharded(xb, yb, blocks)
+                else:
+                    runner = self._last = self._runner_for(xb, yb)
+                    self._last_plan = runner.plan
+                    cost = runner.cost(xb, yb)
+            except NotFinite:  # a new shape's trace met values that are not finite: diverged
+                return float("nan")
         if not isfinite(cost):
             return cost
         if blocks:
@@ -253,21 +269,48 @@ class CompiledStep:
     def _hand_out_runner(self, runner: rewrites.Runner) -> bool:
         """:meth:`_hand_out` of a runner's gradients. When the last update handed out the
         same arrays as they were (the reused buffers) and every ``.grad`` still holds them,
-        there is nothing to set: only their finiteness is checked, from views made once."""
+        there is nothing to set: only their finiteness is checked, by one sum over the array
+        holding them all (or one per gradient)."""
         env, handed = runner.executor.env, runner.handed
-        if handed is not None and all(p.grad is None for p in runner.ungraded):
-            total = 0.0  # the sum of the gradients' sums: see _flat
-            for p, s, g, flat in handed:
+        ungraded = runner.ungraded
+        if handed is not None and (not ungraded or all(p.grad is None for p in ungraded)):
+            pairs, sums = handed
+            for p, s, g in pairs:
                 if p.grad is not g or env[s] is not g:
                     break
-                total += float(_add_reduce(flat))
             else:
-                return isfinite(total) or all(finite(g) for _, _, g, _ in handed)
-        pairs = [(p, env[s]) for p, s in runner.grad_slots]
-        all_finite = self._hand_out(pairs)
-        if all(p.grad is g and g.flags.c_contiguous for p, g in pairs):
+                total = 0.0  # NaN and inf propagate into a sum: see _flat
+                for flat in sums:
+                    total += float(_add_reduce(flat))
+                return isfinite(total) or all(finite(g) for _, _, g in pairs)
+        return self._hand_out_again(runner)
+
+    def _hand_out_again(self, runner: rewrites.Runner) -> bool:
+        """Set every ``.grad`` from the runner's gradient slots; a gradient in a buffer of its
+        own (the buffers rewrite's) is given as it is, any other as the eager step gives it."""
+        env, buffers = runner.executor.env, runner.grad_buffers
+        handed_out: set[int] = set()
+        for p in self.param_list:
+            p.grad = None
+        pairs, own = [], True
+        for p, s in runner.grad_slots:
+            g, data = env[s], p.data
+            if g is buffers.get(s) and g.dtype == data.dtype and g.shape == data.shape:
+                p.grad = g  # a part of the one gradient array that no other parameter holds
+                handed_out.add(id(g))
+            else:
+                p.grad = g = leaf_grad(g, data, handed_out)
+                own = False
+            pairs.append((p, s, g))
+        if own and runner.plan.grad_buffers is not None:
+            sums = [runner.plan.grad_buffers.flat]  # every gradient, and zeros between them
+            all_finite = finite(sums[0])
+        else:
+            sums = [_flat(g) for _, _, g in pairs]
+            all_finite = all(finite(g) for _, _, g in pairs)
+        if all(env[s] is g and g.flags.c_contiguous for _, s, g in pairs):
             # given as they are (and their flat views are views): the next update may skip
-            runner.handed = [(p, s, env[s], _flat(env[s])) for p, s in runner.grad_slots]
+            runner.handed = (pairs, sums)
         else:
             runner.handed = None
         return all_finite
@@ -339,9 +382,9 @@ def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:
     return (xb.shape, xb.dtype.str, np.shape(yb), getattr(yb, "dtype", None))
 
 
-def _flops_per_row(model) -> float:
+def _flops_per_row(params: list) -> float:
     # the products of one row, forward: 2 per weight of a matrix (biases and vectors aside)
-    return 2.0 * sum(p.data.size for p in model.parameters() if p.data.ndim == 2)
+    return 2.0 * sum(p.data.size for p in params if p.data.ndim == 2)
 
 
 def compile_forward(model, X: np.ndarray) -> CompiledForward:

@@ -394,8 +394,7 @@ class Optimizer:
         if as_is and bound is not None and bound[0] is params:
             # the same checked list and arrays as the step that bound them: the rule's own
             # step per parameter, without the loop's lookups
-            for step in bound[1]:
-                step(lr)
+            bound[1](lr)
             self._iterations += 1
             return
         self._steps = None
@@ -418,10 +417,11 @@ class Optimizer:
                 steps = self._bound_steps(params)
                 self._steps = None if steps is None else (params, steps)
 
-    def _bound_steps(self, params: list[Any]) -> list[Callable[[float], None]] | None:
-        """The rule's step of each parameter as a call ``f(lr)``, bound to the arrays the step
-        just used (its ``.data``, ``.grad`` and state): the next step on the same arrays calls
-        these and nothing else. None (the default): every step goes through :meth:`_update`."""
+    def _bound_steps(self, params: list[Any]) -> Callable[[float], None] | None:
+        """The rule's step of every parameter as one call ``f(lr)``, bound to the arrays the
+        step just used (their ``.data``, ``.grad`` and state): the next step on the same arrays
+        calls it and nothing else. None (the default): every step goes through
+        :meth:`_update`."""
         return None
 
     @property
@@ -488,11 +488,13 @@ class Optimizer:
             # compiled step's reused gradient buffers): already checked, nothing can have
             # changed shape. The list given is kept (not its copy), so this is found again.
             listed, arrays = checked[1], checked[2]
-            if len(params) == len(arrays) and all(
-                p is q and p.data is d and p.grad is g
-                for p, q, (d, g) in zip(params, listed, arrays, strict=True)
-            ):
-                return listed
+            if len(params) == len(arrays):
+                # a loop, not all() over a generator: no frame per parameter
+                for p, q, (d, g) in zip(params, listed, arrays, strict=True):
+                    if p is not q or p.data is not d or p.grad is not g:
+                        break
+                else:
+                    return listed
         given = params if type(params) is list else None  # a generator is not seen twice
         params = self._prepare_and_check(params)
         self._checked = (given, params, [(p.data, p.grad) for p in params])

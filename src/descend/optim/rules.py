@@ -71,12 +71,12 @@ class GD(Optimizer):
             bound = state["axpy"] = Axpy(g, theta)
         bound(-lr)
 
-    def _bound_steps(self, params: list) -> list | None:
+    def _bound_steps(self, params: list):
         # theta <- theta - lr * g: the axpy each parameter's _update just bound (the same
         # numbers as _update, which a subclass with a rule of its own keeps)
         if type(self)._update is not GD._update:
             return None
-        return [_minus_lr(st["axpy"]) for st in self._state]
+        return _minus_lr([st["axpy"] for st in self._state])
 
     @property
     def folds_products(self) -> bool:
@@ -116,9 +116,11 @@ class GD(Optimizer):
 SGD = GD
 
 
-def _minus_lr(bound: Axpy):
+def _minus_lr(bound: list[Axpy]):
     def step(lr: float) -> None:
-        bound(-lr)
+        alpha = -lr
+        for update in bound:
+            update(alpha)
 
     return step
 
