@@ -235,9 +235,16 @@ def _softmax(x, axis=-1, out=None):
     return e
 
 
-def _log_softmax(x, axis=-1):
+def _shifted_and_log_total(x, axis=-1):
+    # log softmax(x) = shifted - log_total, with shifted = x - max(x) (stable for any x) and
+    # log_total = log sum_k e^shifted_k, kept as its two parts so a cost can pick entries first
     shifted = x - max_keepdims(x, axis)
-    return shifted - np.log(_sum_reduce(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted, np.log(_sum_reduce(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _log_softmax(x, axis=-1):
+    shifted, log_total = _shifted_and_log_total(x, axis)
+    return shifted - log_total
 
 
 def _labels_to_onehot(target, n_classes, dtype):
@@ -249,12 +256,10 @@ def _labels_to_onehot(target, n_classes, dtype):
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
     if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
-        # log_softmax(z) at each row's label only: shifted[i, t_i] - log(sum_k e^shifted[i, k]),
-        # the same subtraction as in _log_softmax, for the picked entries alone
-        shifted = z - max_keepdims(z, -1)
-        log_total = np.log(_sum_reduce(np.exp(shifted), axis=-1))
+        # log_softmax(z) at each row's label only: the same subtraction, for the picked entries
+        shifted, log_total = _shifted_and_log_total(z, -1)
         rows = np.arange(z.shape[0])
-        return -(np.add.reduce(shifted[rows, target] - log_total) / z.shape[0])
+        return -(np.add.reduce(shifted[rows, target] - log_total[:, 0]) / z.shape[0])
     logp = _log_softmax(z, axis=-1)
     return -(target * logp).sum() / z.shape[0]
 
