@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import losses
 from descend.cli import data as data_module
 from descend.cli import train as train_cmd
 from descend.cli.errors import CLIError
@@ -60,7 +61,8 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 ACTIVATIONS = train_cmd.ACTIVATIONS
 OPTIMIZERS = train_cmd.OPTIMIZERS
-LOSSES = train_cmd.LOSSES
+# the page's menu: one name per cost function (the command line also takes their aliases)
+LOSSES = ("auto", *{f: name for name, f in reversed(losses.LOSSES.items())}.values())
 MAX_LAYERS = 6
 MAX_UNITS = 128
 MAX_UPDATES_PER_REQUEST = 1000
