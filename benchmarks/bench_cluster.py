@@ -176,7 +176,7 @@ def full_batch(folder: Path, epochs: int = 2):
     return out
 
 
-def sweep(workers: int = 2, rounds: int = 2):
+def sweep(workers: int = 2, rounds: int = 3):
     """A grid of 40 short runs, serially and on Ray (the faster of ``rounds`` each)."""
     X, y = ds.datasets.moons(2000, seed=0)
     model = ds.nn.mlp([2, 32, 32, 2], output_activation="softmax", seed=0)
@@ -188,7 +188,7 @@ def sweep(workers: int = 2, rounds: int = 2):
     ds.experiments.grid_sweep(
         model, X, y, **{**kwargs, "lrs": [0.1], "optimizers": ["gd"]}, cluster=cluster
     )  # fmt: skip  (warm up the Ray workers)
-    # Two alternating rounds, the faster of each: the machine is shared, and other processes
+    # Alternating rounds, the fastest of each: the machine is shared, and other processes
     # only ever add time.
     t_serial, t_ray = [], []
     for _ in range(rounds):
@@ -209,7 +209,7 @@ def sweep(workers: int = 2, rounds: int = 2):
           f"{t_ray:.1f} s ({t_serial / t_ray:.2f}x), bit-identical: {same}",
           flush=True)  # fmt: skip
     return {"runs": len(serial.rows), "serial_s": t_serial, "ray_s": t_ray,
-            "speedup": t_serial / t_ray, "identical": same}  # fmt: skip
+            "speedup": t_serial / t_ray, "identical": same, "rounds": rounds}  # fmt: skip
 
 
 def per_row_seconds(sizes, loss, batch=4096, repeats=5) -> float:
@@ -250,13 +250,20 @@ def _cost(coef, P: int, m: int) -> float:
     return a + b * m + c * P * m + m * 8 * P / BANDWIDTH
 
 
-def model_section(over, fb, sw, coef, nets) -> str:
+def _load_caveat(load_before: float) -> str:
+    if load_before < 0.5:
+        return "The machine was otherwise idle."
+    return ("Other work was running on the machine: the timings are distorted upwards, and by "
+            "different amounts from one line to the next.")
+
+
+def model_section(over, fb, sw, coef, nets, load_before: float) -> str:
     a, b, c = coef
     lines = ["## Beyond one machine: descend on Ray (benchmarks/bench_cluster.py)", ""]
     lines.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this 2-core "
-                 f"machine while other engineers were running their work on it (load average "
-                 f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}): the timings are distorted "
-                 "upwards, and by different amounts from one line to the next.")  # fmt: skip
+                 f"machine; load average before the run {load_before:.1f} (1 minute), at its end "
+                 f"{os.getloadavg()[0]:.1f} (the benchmark's own processes count in it). "
+                 f"{_load_caveat(load_before)}")  # fmt: skip
     lines += ["", "**Per-step overhead** (one update on Ray minus its computation; 2 rows per "
               "worker; medians of 50 updates, and the fastest update's overhead; *graph*: Ray's "
               "Compiled Graph, what a run uses from its 21st update; *calls*: plain actor calls "
@@ -279,7 +286,7 @@ def model_section(over, fb, sw, coef, nets) -> str:
     if sw:
         lines += ["", f"**A sweep of {sw['runs']} short runs** (grid_sweep, moons 2,000 x 2, MLP "
                   f"2-32-32-2, 8 epochs each): serially {sw['serial_s']:.1f} s, on Ray with 2 "
-                  f"workers {sw['ray_s']:.1f} s (the faster of 2 alternating rounds each): "
+                  f"workers {sw['ray_s']:.1f} s (the fastest of {sw['rounds']} alternating rounds each): "
                   f"**{sw['speedup']:.2f}x** (target 1.7x); every "
                   f"run bit-identical to its serial twin: {sw['identical']}."]  # fmt: skip
     lines += ["", "### A model of step time for 1 to 64 machines", "",
@@ -331,6 +338,7 @@ def main() -> None:
         parser.error(f"--only/--skip name sections of {sorted(sections)}, got {sorted(wanted)}")
     import ray
 
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     over, fb, sw = [], None, None
@@ -353,7 +361,7 @@ def main() -> None:
             ("MLP 100-64-1", 100 * 64 + 64 + 64 + 1,
              per_row_seconds([100, 64, 1], ds.losses.mse))]  # fmt: skip
     coef = fit_overhead(over) if over else (0.0, 0.0, 0.0)
-    text = model_section(over, fb, sw, coef, nets)
+    text = model_section(over, fb, sw, coef, nets, load_before)
     print()
     print(text)
     if args.markdown:

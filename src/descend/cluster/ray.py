@@ -35,9 +35,10 @@ RAY_HINT = "install it with: pip install 'descend[ray]'"
 INLINE_BYTES = 64 << 10
 """Parameters up to this size go to the workers inside each call (no round trip through Ray's
 object store); larger ones are put into the store once per update and read by every worker."""
-MAP_BATCHES_PER_WORKER = 4
-""":meth:`Ray.map` sends its runs in about this many batches per worker (fewer tasks, and
-still the next batch to take for a worker that finishes early)."""
+MAP_SHARE = 2
+""":meth:`Ray.map` sends its runs in batches that shrink as the runs are handed out: each takes
+``1 / (MAP_SHARE * workers)`` of the runs not yet in a batch (at least one), so there are few
+tasks, and the last ones, single runs, even out the workers' ends."""
 GRAPH_TRIAL = 10
 """With ``compiled_graph=None``, the graph is kept only if the median time of its first
 ``GRAPH_TRIAL`` updates (after the one that compiled it) is at most that of the last
@@ -199,10 +200,11 @@ class Ray:
     ) -> list:
         """``[fn(**shared, **kwargs) for kwargs in items]`` as Ray tasks, results in order.
 
-        The runs go out in batches of several (one task each: the per-task cost of Ray, a few
+        The runs go out in batches (one task each: the per-task cost of Ray, a few
         milliseconds, is paid once per batch), the most costly first when ``cost`` says which
         (so that no long run is left alone at the end), and the workers take the next batch as
-        they finish one. A run that raises re-raises its own exception here (the first one in
+        they finish one. The batches shrink as they go out, down to single runs, so that the
+        workers finish at about the same time. A run that raises re-raises its own exception here (the first one in
         the order of ``items``).
 
         Parameters
@@ -236,8 +238,7 @@ class Ray:
         order = list(range(len(items)))
         if cost is not None:
             order.sort(key=lambda i: -cost(items[i]))  # stable: ties keep their order
-        size = max(1, len(items) // (MAP_BATCHES_PER_WORKER * self.workers))
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        batches = _shrinking_batches(order, MAP_SHARE * self.workers)
         task = ray.remote(num_cpus=self._cpu_share(ray), max_retries=self.max_restarts)(_runs)
         stored = ray.put(dict(shared or {}))  # once; a task's argument, fetched before it runs
         refs = [task.remote(fn, stored, [items[i] for i in batch]) for batch in batches]
@@ -275,6 +276,20 @@ class Ray:
         >>> dp.close()  # doctest: +SKIP
         """
         return DataParallel(self, model, loss_fn, X, y, metric_fns or {})
+
+
+def _shrinking_batches(order: list, parts: int) -> list[list]:
+    """``order`` cut into consecutive batches, each ``1 / parts`` of what is left (at least one).
+
+    >>> _shrinking_batches(list(range(10)), 4)
+    [[0, 1], [2, 3], [4], [5], [6], [7], [8], [9]]
+    """
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, (len(order) - start) // parts)
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 class _Raised:
