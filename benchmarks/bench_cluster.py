@@ -286,7 +286,8 @@ def model_section(over, fb, sw, coef, nets, load_before: float) -> str:
     if sw:
         lines += ["", f"**A sweep of {sw['runs']} short runs** (grid_sweep, moons 2,000 x 2, MLP "
                   f"2-32-32-2, 8 epochs each): serially {sw['serial_s']:.1f} s, on Ray with 2 "
-                  f"workers {sw['ray_s']:.1f} s (the fastest of {sw['rounds']} alternating rounds each): "
+                  f"workers {sw['ray_s']:.1f} s (the fastest of {sw['rounds']} alternating "
+                  "rounds each): "
                   f"**{sw['speedup']:.2f}x** (target 1.7x); every "
                   f"run bit-identical to its serial twin: {sw['identical']}."]  # fmt: skip
     lines += ["", "### A model of step time for 1 to 64 machines", "",

@@ -204,8 +204,8 @@ class Ray:
         milliseconds, is paid once per batch), the most costly first when ``cost`` says which
         (so that no long run is left alone at the end), and the workers take the next batch as
         they finish one. The batches shrink as they go out, down to single runs, so that the
-        workers finish at about the same time. A run that raises re-raises its own exception here (the first one in
-        the order of ``items``).
+        workers finish at about the same time. A run that raises re-raises its own exception
+        here (the first one in the order of ``items``).
 
         Parameters
         ----------
