@@ -253,8 +253,10 @@ def _cost(coef, P: int, m: int) -> float:
 def _load_caveat(load_before: float) -> str:
     if load_before < 0.5:
         return "The machine was otherwise idle."
-    return ("Other work was running on the machine: the timings are distorted upwards, and by "
-            "different amounts from one line to the next.")
+    return (
+        "Other work was running on the machine: the timings are distorted upwards, and by "
+        "different amounts from one line to the next."
+    )
 
 
 def model_section(over, fb, sw, coef, nets, load_before: float) -> str:
