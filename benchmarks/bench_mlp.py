@@ -993,6 +993,11 @@ def describe_workloads(args) -> list[str]:
         elif wkey == "predict":
             what = (f"class probabilities of {n:,} MNIST-shaped samples in chunks of "
                     f"{PREDICT_CHUNK} (untrained weights; forward pass only)")  # fmt: skip
+        elif wkey == "residual":
+            what = ("a user's own Module: x -> h = relu(x W0 + b0) -> h + (relu(h W1 + b1) W2 + "
+                    "b2) -> softmax(. W3 + b3), cross-entropy, one epoch on synthetic data "
+                    f"(n={n:,}); compiled (the default) against eager (compile=False) and "
+                    "PyTorch eager")  # fmt: skip
         else:
             what = (f"softmax + cross-entropy, one epoch over a memory-mapped {n:,} × "
                     f"{w.sizes[0]} float32 .npy file ({n * w.sizes[0] * 4 / 2**20:,.0f} MB), "

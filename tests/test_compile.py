@@ -15,7 +15,7 @@ import pytest
 
 import descend as ds
 from descend.autodiff import PRIMITIVES, apply, register_primitive
-from descend.compile import NotCompilable, compile_step
+from descend.compile import NotCompilable, compile_step, rewrites
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
@@ -238,12 +238,18 @@ def test_no_rewrite_and_buffer_reuse_give_the_eager_numbers_bit_for_bit(case, re
 
 
 def _wide(dtype):
-    # more than 32,768 parameters, and a first weight larger than its factors at 8 rows
+    # a first weight of 36,000 entries, larger than its factors at 8 rows
     return ds.nn.mlp([200, 180, 3], output_activation="softmax", seed=0, dtype=dtype)
 
 
+@pytest.fixture
+def fold_small(monkeypatch):
+    """fold_gd for weights of more than 1,000 entries (the first of _wide)."""
+    monkeypatch.setattr(rewrites, "FOLD_MIN_WEIGHT", 1000)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype):
+def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype, fold_small):
     X, y = _data(8, 200, dtype, "classes")
     loss_fn = ds.losses.categorical_cross_entropy
     eager, compiled = _wide(dtype), _wide(dtype)
@@ -265,7 +271,20 @@ def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype):
     assert opt_c.iterations == opt_e.iterations == 5  # the rule counted every update
 
 
-def test_gd_is_not_folded_while_something_reads_grad_nor_for_other_rules():
+def test_gd_is_folded_only_into_weights_large_enough_to_gain():
+    # (measured in rewrites: below about 65,536 entries the product and axpy cost less)
+    X, y = _data(8, 300, np.float32, "classes")
+    loss_fn = ds.losses.categorical_cross_entropy
+    for width, folded in ((240, {"0.weight"}), (200, set())):  # 72,000 and 60,000 entries
+        model = ds.nn.mlp([300, width, 3], output_activation="softmax", seed=0)
+        step = compile_step(model, loss_fn, ds.optim.GD(0.1), X, y)
+        step.reads_grads = False
+        step.run(X, y)
+        assert (300 * width > rewrites.FOLD_MIN_WEIGHT) == bool(folded)
+        assert set(step.plan.folded) == folded
+
+
+def test_gd_is_not_folded_while_something_reads_grad_nor_for_other_rules(fold_small):
     X, y = _data(8, 200, np.float32, "classes")
     loss_fn = ds.losses.categorical_cross_entropy
     step = compile_step(_wide(np.float32), loss_fn, ds.optim.GD(0.1), X, y)

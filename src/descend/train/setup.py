@@ -103,9 +103,8 @@ class Run:
         self.loader = make_batches(*batched, batch_size=batch_size, shuffle=shuffle, seed=rng)
         callbacks = with_progress_bar(self.callbacks, progress)
         self.trainer.reads_grads = any(getattr(c, "reads_gradients", True) for c in callbacks)
-        if self.cluster is None:
-            y = self.trainer.prepare(X, y, self.loader.batch_size)
-            self.loader = make_batches(X, y, batch_size=batch_size, shuffle=shuffle, seed=rng)
+        if self.cluster is None:  # the batches then take the targets as the cost uses them
+            y = self.loader.y = self.trainer.prepare(X, y, self.loader.batch_size)
         loader, epochs = self.loader, self.epochs
         params = fit_params(loader, self.optimizer, self.loss, self.trainer, epochs)
         self.history = History(params=params)
