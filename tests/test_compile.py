@@ -361,3 +361,90 @@ def test_a_cost_that_is_not_a_mean_over_rows_is_never_sharded(small_shards):
                         ds.optim.GD(0.1), X, y)  # fmt: skip
     step.run(X, y)
     assert not any("shards" in r for r in step.plan.rewrites)
+
+
+# --- a freed step's runners serve the next model of the same structure ---------------------------
+
+
+@pytest.fixture
+def count_rewritten(monkeypatch):
+    """How many plans were rewritten into new runners (not taken from a freed step)."""
+    from descend.compile import step as step_module
+
+    calls = [0]
+    original = rewrites.apply
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(step_module.rewrites, "apply", counting)
+    monkeypatch.setattr(step_module, "_IDLE", {})
+    return calls
+
+
+def _fit_small(seed, **kwargs):
+    X, y = _data(50, 6, np.float64, "binary")  # batches of 16 rows and a last one of 2
+    model = ds.nn.mlp([6, 5, 1], output_activation="sigmoid", seed=seed, dtype=np.float64)
+    ds.fit(model, X, y, loss="binary_cross_entropy", optimizer=ds.optim.GD(0.1), batch_size=16,
+           epochs=2, seed=0, progress=False, **kwargs)  # fmt: skip
+    return model
+
+
+def test_the_next_model_of_the_same_structure_reuses_the_freed_runners(count_rewritten,
+                                                                      monkeypatch):  # fmt: skip
+    first = _fit_small(0)
+    assert count_rewritten[0] == 2  # the batches of 16 rows and the last one of 2
+    second = _fit_small(1)
+    assert count_rewritten[0] == 2  # the second fit rewrote nothing: it took the first's
+    from descend.compile import step as step_module
+
+    monkeypatch.setattr(step_module, "IDLE_MAX_BYTES", -1)  # nothing kept: made afresh
+    step_module._IDLE.clear()
+    fresh = _fit_small(1)
+    assert count_rewritten[0] == 4
+    for a, b in zip(second.parameters(), fresh.parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)  # the same numbers, bit for bit
+        np.testing.assert_array_equal(a.grad, b.grad)
+    # the first model keeps its own last gradients, not the buffers the second one wrote into
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert a.grad is not None and not np.shares_memory(a.grad, b.grad)
+    kept = [p.grad.copy() for p in first.parameters()]
+    _fit_small(2)
+    for p, g in zip(first.parameters(), kept, strict=True):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_runners_are_not_shared_between_live_steps_nor_taken_with_other_rewrites(
+    count_rewritten,
+):
+    X, y = _data(16, 6, np.float64, "binary")
+    models = [ds.nn.mlp([6, 5, 1], output_activation="sigmoid", seed=s, dtype=np.float64)
+              for s in range(3)]  # fmt: skip
+    loss_fn = ds.losses.binary_cross_entropy
+    a = compile_step(models[0], loss_fn, ds.optim.GD(0.1), X, y)
+    a.run(X, y)
+    b = compile_step(models[1], loss_fn, ds.optim.GD(0.1), X, y)
+    b.run(X, y)
+    assert count_rewritten[0] == 2  # a is alive: b made its own
+    del a
+    c = compile_step(models[2], loss_fn, ds.optim.GD(0.1), X, y, rewrite=("buffers",))
+    c.run(X, y)
+    assert count_rewritten[0] == 3  # other rewrites: not a's runners
+    assert b.plan is not c.plan
+
+
+def test_runners_waiting_for_the_next_model_hold_neither_the_last_model_nor_its_data(
+    count_rewritten,
+):
+    import gc
+    import weakref
+
+    from descend.compile import step as step_module
+
+    model = _fit_small(0)
+    assert step_module._IDLE  # its runners wait for the next model
+    freed = weakref.ref(model.parameters()[0])
+    del model
+    gc.collect()
+    assert freed() is None

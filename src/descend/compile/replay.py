@@ -55,10 +55,22 @@ class Executor:
         self.env: list = [None] * len(plan.slots)
         for i in layout.consts:
             self.env[i] = plan.slots[i].value
-        reads = [params[name] for _, name in layout.reads]
-        self.replay = _bind(layout.replay, plan.ops, reads, layout.views)
+        self._reads, self._consts = layout.reads, layout.consts
+        # the parameters the replay reads, by position: a list it holds, refilled by rebind
+        self._params = [params[name] for _, name in layout.reads]
+        self.replay = _bind(layout.replay, plan.ops, self._params, layout.views)
         self._output = _bind(layout.output, plan.output_ops, [], [])
         self.source = layout.replay.source
+
+    def rebind(self, params: dict) -> None:
+        """Read these parameters (another model's of the same names and shapes) from now on;
+        forget the values of the last batch (the buffers stay)."""
+        self._params[:] = [params[name] for _, name in self._reads] if params else []
+        env = self.env
+        kept = [env[i] for i in self._consts]
+        env[:] = [None] * len(env)
+        for i, value in zip(self._consts, kept, strict=True):
+            env[i] = value
 
     def __call__(self, x: np.ndarray, y: np.ndarray | None = None) -> list:
         """Run every step on batch ``x`` (and targets ``y``); returns the environment."""
@@ -74,7 +86,8 @@ class Executor:
 @dataclass
 class _Text:
     """A replay function's source, its compiled code, and the names it binds: ``(name, kind,
-    index, key)``, read from the plan's calls (``fn``, ``kw``), parameters or views."""
+    index, key)``, read from the plan's calls (``fn``, ``kw``) or views (the parameters are
+    read from the list ``_params``)."""
 
     source: str
     code: object
@@ -138,8 +151,7 @@ def _text(ops: list, reads: list, views: list, *, batch: bool) -> _Text:
     if batch:  # the batch and its targets; the parameters' arrays as they are now
         lines += ["    env[0] = x", "    if y is not None:", "        env[1] = y"]
     for k, (s, _) in enumerate(reads):
-        names.append((f"p{k}", "param", k, None))
-        lines.append(f"    env[{s}] = p{k}.data")
+        lines.append(f"    env[{s}] = _params[{k}].data")
     for k, (s, source, _, _) in enumerate(views):
         names += [(f"shape{k}", "shape", k, None), (f"dtype{k}", "dtype", k, None)]
         lines.append(
@@ -156,8 +168,9 @@ def _text(ops: list, reads: list, views: list, *, batch: bool) -> _Text:
 
 
 def _bind(text: _Text, ops: list, reads: list, views: list):
-    """The function of ``text`` with its names bound to these calls, parameters and views."""
-    names: dict = {"_asarray": np.asarray, "_ARRAY": _ARRAY}
+    """The function of ``text`` with its names bound to these calls, views and the list of
+    parameters ``reads`` (read by position at each call: refilled to read others)."""
+    names: dict = {"_asarray": np.asarray, "_ARRAY": _ARRAY, "_params": reads}
     for name, kind, k, key in text.names:
         if kind == "fn":
             op = ops[k]
@@ -165,8 +178,6 @@ def _bind(text: _Text, ops: list, reads: list, views: list):
         elif kind == "kw":
             op = ops[k]
             names[name] = op.out_buffers if key == "out" else op.params[key]
-        elif kind == "param":
-            names[name] = reads[k]
         else:
             names[name] = views[k][2 if kind == "shape" else 3]
     exec(text.code, names)

@@ -5,9 +5,11 @@
     or vjp: the same formula, see :mod:`descend.autodiff.primitives`) writes into a buffer made
     once per plan, so an update allocates little. The same numbers as the eager step, bit for
     bit. The parameters' ``.grad`` are then those buffers, overwritten by the next update (copy
-    them in a callback to keep them). The gradients' buffers are parts of one array
-    (:class:`GradientBuffers`: one sum over it proves every gradient finite), shared by the
-    plans of one step's batch shapes, which run one after the other.
+    them in a callback to keep them; when the step is freed, each parameter gets a copy of its
+    last gradient, and a small step's buffers serve the next model of the same structure).
+    The gradients' buffers are parts of one array (:class:`GradientBuffers`: one sum over it
+    proves every gradient finite), shared by the plans of one step's batch shapes, which run
+    one after the other.
 
 ``fold_gd`` (:func:`fold_updates`)
     When nothing reads ``.grad`` during training (``reads_grads`` False) and the rule can take a
@@ -80,13 +82,38 @@ class Runner:
 
     def __init__(self, plan: Plan, params: dict) -> None:
         self.plan = plan
-        self.params = params
         self.executor = Executor(plan, params)
         self._replay, self._env, self._cost = self.executor.replay, self.executor.env, plan.cost
-        self._names = list(params)
+        # the buffers rewrite's gradient buffers by slot: parts of one array, each a
+        # parameter's own (see CompiledStep._hand_out_runner)
+        views = {} if plan.grad_buffers is None else plan.grad_buffers.views
+        self.grad_buffers = {plan.grads[n]: v for n, v in views.items()}
+        # the bytes of the buffers the rewrites made for this plan
+        self.buffer_bytes = sum(
+            b.nbytes
+            for op in plan.ops + plan.output_ops
+            for b in (op.out_buffers if isinstance(op.out_buffers, tuple) else [op.out_buffers])
+            if b is not None
+        )
+        self._take(params)
+
+    def rebind(self, params: dict) -> None:
+        """Run for these parameters (another model's, of the same names, shapes and dtypes)
+        from now on, with the same plan and buffers; ``{}``: hold none (and no batch)."""
+        self.executor.rebind(params)
+        self._take(params)
+
+    def _take(self, params: dict) -> None:
+        plan = self.plan
+        self.params = params
         self._ran = False
+        names = list(params)
+        if not params:  # put aside (see CompiledStep): no parameter is held
+            self._folded, self._bounds, self.grad_slots, self.ungraded = [], [], [], []
+            self.handed = None
+            return
         self._folded = [
-            (self._names.index(name), a, b, params[name]) for name, (a, b) in plan.folded.items()
+            (names.index(name), a, b, params[name]) for name, (a, b) in plan.folded.items()
         ]
         # (a slot, b slot, the bound on n max|a| max|b| below which a.T @ b is finite)
         self._bounds = [
@@ -97,10 +124,6 @@ class Runner:
         # one (folded, or not used): their .grad is None after an update
         self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
         self.ungraded = [p for name, p in params.items() if name not in plan.grads]
-        # the buffers rewrite's gradient buffers by slot: parts of one array, each a
-        # parameter's own (see CompiledStep._hand_out_runner)
-        views = {} if plan.grad_buffers is None else plan.grad_buffers.views
-        self.grad_buffers = {plan.grads[n]: v for n, v in views.items()}
         # set by the compiled step when every gradient array was handed to its parameter as it
         # is (the reused buffers): ([(parameter, slot, array)], the arrays whose sums prove
         # them all finite), else None

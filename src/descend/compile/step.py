@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from math import isfinite
 
 import numpy as np
@@ -29,9 +31,21 @@ _TRACED: dict[tuple, Plan] = {}
 _MAX_TRACED = 32
 
 
-def _structure(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> tuple | None:
+def _structure(model, loss_fn, xb: np.ndarray, yb: np.ndarray, layers=False) -> tuple | None:
     """What a traced plan of a built-in architecture depends on, or None for any other model:
-    a Sequential of Dense and Activation layers with built-in activations, a built-in cost."""
+    a Sequential of Dense and Activation layers with built-in activations, a built-in cost
+    (``layers``: the model's :func:`_layers`, when known)."""
+    if layers is False:
+        layers = _layers(model, loss_fn)
+    if layers is None:
+        return None
+    y_dtype = getattr(yb, "dtype", None)
+    return (layers, loss_fn, xb.shape, xb.dtype.str, np.shape(yb), y_dtype)
+
+
+def _layers(model, loss_fn) -> tuple | None:
+    """The layers of a built-in architecture (their kinds, activations and weights' shapes),
+    or None for any other model or cost (see :func:`_structure`)."""
     if type(model) is not Sequential or loss_fn not in losses.LOSSES.values():
         return None
     layers = []
@@ -47,13 +61,13 @@ def _structure(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> tuple | None:
         if name is None or get_activation(name) is not fn:
             return None
         layers.append((type(layer).__name__, name, shape))
-    y_dtype = getattr(yb, "dtype", None)
-    return (tuple(layers), loss_fn, xb.shape, xb.dtype.str, np.shape(yb), y_dtype)
+    return tuple(layers)
 
 
-def _traced(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> Plan:
-    """``trace_step``, or a copy of the plan traced for a model of the same structure."""
-    key = _structure(model, loss_fn, xb, yb)
+def _traced(model, loss_fn, xb: np.ndarray, yb: np.ndarray, layers=False) -> Plan:
+    """``trace_step``, or a copy of the plan traced for a model of the same structure
+    (``layers``: the model's :func:`_layers`, when known)."""
+    key = _structure(model, loss_fn, xb, yb, layers)
     plan = _TRACED.get(key) if key is not None else None
     if plan is None:
         plan = trace_step(model, loss_fn, xb, yb)
@@ -62,6 +76,45 @@ def _traced(model, loss_fn, xb: np.ndarray, yb: np.ndarray) -> Plan:
                 _TRACED.clear()
             _TRACED[key] = plan
     return plan.copy()
+
+
+# The plans of finished steps (with their buffers), by what they were made for: a later step
+# of a model of the same built-in structure, cost and rewrites (the next fit of a sweep, of a
+# benchmark, of a playground's reset) binds them to its own parameters instead of tracing and
+# rewriting them again, as a jit cache would. Only a small step's plans are kept, and only
+# while no step uses them: a step takes them, and gives them back when it is freed.
+IDLE_MAX_BYTES = 1 << 20
+_MAX_IDLE = 8
+
+
+@dataclass
+class _Idle:
+    """A freed step's runners by batch shape, the gradients' buffers they share, and what
+    their rewrites depended on (``reads_grads`` and whether the rule folds products)."""
+
+    runners: dict[tuple, rewrites.Runner]
+    grad_buffers: rewrites.GradientBuffers | None
+    flags: tuple[bool, bool]
+
+
+_IDLE: dict[tuple, _Idle] = {}
+
+
+def _release(key: tuple, runners: dict, holder: list, flags: list) -> None:
+    """When a step is freed: its parameters keep their last gradients (copies of the buffers
+    they were), and its runners wait in ``_IDLE`` for the next step of the same key."""
+    for runner in runners.values():
+        env = runner.executor.env
+        for p, s in runner.grad_slots:
+            if p.grad is not None and p.grad is env[s]:
+                p.grad = p.grad.copy()
+    size = sum(runner.buffer_bytes for runner in runners.values())
+    if runners and size <= IDLE_MAX_BYTES and flags:
+        for runner in runners.values():
+            runner.rebind({})  # the model and its last batch are not held while they wait
+        if len(_IDLE) >= _MAX_IDLE:
+            _IDLE.clear()
+        _IDLE[key] = _Idle(dict(runners), holder[0], flags[0])
 
 
 def compile_step(
@@ -157,7 +210,16 @@ class CompiledStep:
         self._blocks: dict[tuple, rewrites.Runner] = {}
         self._shards_ok: bool | None = None if "shards" in self.rewrite else False
         self._flops_per_row = _flops_per_row(self.param_list)
-        first = _traced(model, loss_fn, xb, yb)  # NotCompilable here, before any update
+        layers = self._layers = _layers(model, loss_fn)
+        # the key of the runners this step gives back when freed (None: not kept, see _IDLE)
+        self._idle_key = None if layers is None else (layers, loss_fn, self.rewrite)
+        self._idle: _Idle | None = None
+        self._released: tuple[list, list] | None = None  # (grad_buffers, flags) for _release
+        first = None
+        if self._idle_key not in _IDLE:  # (a structure whose runners wait there compiles)
+            first = _traced(model, loss_fn, xb, yb, layers)  # NotCompilable here, not later
+        # the batch to trace for .plan if it is asked for before the first run
+        self._first = (xb, yb) if first is None else None
         self._pending: tuple | None = (_key(xb, yb), first)
         self._last: rewrites.Runner | None = None
         self._last_shape: tuple | None = None  # the last batch's shapes and dtypes, its runner
@@ -167,6 +229,8 @@ class CompiledStep:
     @property
     def plan(self) -> Plan:
         """The plan of the batch shape last run (before the first run: as traced)."""
+        if self._last_plan is None:
+            self._last_plan = _traced(self.model, self.loss_fn, *self._first, self._layers)
         return self._last_plan
 
     @property
@@ -188,15 +252,39 @@ class CompiledStep:
         key = _key(xb, yb)
         runner = self._runners.get(key)
         if runner is None:
-            pending, self._pending = self._pending, None
-            plan = pending[1] if pending and pending[0] == key else None
-            if plan is None:
-                plan = _traced(self.model, self.loss_fn, xb, yb)
+            if self._released is None:
+                self._take_idle()
             if len(self._runners) >= _MAX_PLANS:
                 self._runners.clear()
-            runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
+            idle = self._idle.runners.pop(key, None) if self._idle is not None else None
+            if idle is not None:  # a freed step's runner for this shape: for these parameters
+                idle.rebind(self.params)
+                runner = self._runners[key] = idle
+            else:
+                pending, self._pending = self._pending, None
+                plan = pending[1] if pending and pending[0] == key else None
+                if plan is None:
+                    plan = _traced(self.model, self.loss_fn, xb, yb, self._layers)
+                runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
+            self._released[0][0] = self.grad_buffers
         self._last_shape = (xb.shape, xb.dtype, np.shape(yb), getattr(yb, "dtype", None), runner)
         return runner
+
+    def _take_idle(self) -> None:
+        """At the first batch: take the plans a freed step of the same key left (when made
+        with the same ``reads_grads`` and rule), and arrange to give this step's back."""
+        flags = (self.reads_grads, bool(getattr(self.optimizer, "folds_products", False)))
+        holder: list = [self.grad_buffers]
+        self._released = (holder, [flags])
+        if self._idle_key is None:
+            self._released = (holder, [])  # nothing is given back
+            return
+        idle = _IDLE.pop(self._idle_key, None)
+        if idle is not None and idle.flags == flags:
+            self._idle = idle
+            self.grad_buffers = holder[0] = idle.grad_buffers
+        release = weakref.finalize(self, _release, self._idle_key, self._runners, *self._released)
+        release.atexit = False  # nothing to give back when the interpreter ends
 
     def block_runner(self, xb: np.ndarray, yb: np.ndarray, worker: int) -> rewrites.Runner:
         """The runner of a row block's shape for ``worker`` (gradients only; traced in the
@@ -236,7 +324,7 @@ class CompiledStep:
                     cost, grads = self._sharded(xb, yb, blocks)
                 else:
                     runner = self._last = self._runner_for(xb, yb)
-                    self._last_plan = runner.plan
+                    self._last_plan, self._first = runner.plan, None
                     cost = runner.cost(xb, yb)
             except NotFinite:  # a new shape's trace met values that are not finite: diverged
                 return float("nan")
@@ -340,8 +428,9 @@ class CompiledStep:
         ]
         parts = rewrites.parallel_shard_sums(self, xb, yb, blocks)
         self._last = None
-        self._last_plan.rewrites[:] = [r for r in self._last_plan.rewrites if "shards" not in r]
-        self._last_plan.rewrites.append(f"shards ({blocks} row blocks, sums added in order)")
+        plan = self.plan
+        plan.rewrites[:] = [r for r in plan.rewrites if "shards" not in r]
+        plan.rewrites.append(f"shards ({blocks} row blocks, sums added in order)")
         return rewrites.combine(parts)
 
     def _shards_agree(self, xb, yb, blocks: int) -> bool:
