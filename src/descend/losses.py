@@ -486,7 +486,8 @@ def check_target(
     fn = get(loss)
     t = np.asarray(target)
     # The helpers read only the prediction's shape and dtype: a zero-stride array has both.
-    pred = np.broadcast_to(np.zeros((), dtype), tuple(output_shape))
+    shape = tuple(output_shape)
+    pred = np.ndarray(shape, dtype, np.zeros(1, dtype), strides=(0,) * len(shape))
     if fn is log_loss:
         binary = pred.ndim == 1 or (pred.ndim == 2 and pred.shape[1] == 1)
         fn = binary_cross_entropy if binary else categorical_cross_entropy

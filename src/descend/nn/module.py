@@ -112,8 +112,12 @@ class Module:
     @property
     def dtype(self) -> np.dtype | None:
         """The dtype of the first parameter (None for a module without parameters)."""
-        for p in self.named_parameters().values():
+        for p in self._parameters.values():  # the order of named_parameters, without its dict
             return p.dtype
+        for m in self._modules.values():
+            dtype = m.dtype
+            if dtype is not None:
+                return dtype
         return None
 
     def state_dict(self) -> dict[str, np.ndarray]:
