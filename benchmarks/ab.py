@@ -163,7 +163,9 @@ def table(results: dict, args) -> list[str]:
         f"A = `{args.a}`, B = `{args.b}`; {args.rounds} rounds alternating A and B (A first in "
         f"odd rounds), each worker the best of {args.repeats} epochs (prediction best of "
         f"{max(args.repeats, bench_mlp.WORKLOADS['predict'].min_repeats)}, the 30-16-1 net of "
-        f"{max(args.repeats, bench_mlp.WORKLOADS['bce'].min_repeats)}, out-of-core one epoch); "
+        f"{max(args.repeats, bench_mlp.WORKLOADS['bce'].min_repeats)}, the residual block of "
+        f"{max(args.repeats, bench_mlp.WORKLOADS['residual'].min_repeats)}, out-of-core one "
+        "epoch); "
         "rate = best over the rounds (samples/s). B/A: the best rates' ratio, then the median "
         "and the range of the per-round ratios.",
         "",

@@ -123,6 +123,7 @@ WORKLOADS = {
         Workload(
             "residual", "residual block 64-128-[128-128]+-10", (64, 128, 128, 128, 10), "softmax",
             ("32",), 20_000, 2_000, libs=("descend", "descend_eager", "torch"),
+            min_repeats=6,  # its target is a ratio of two runs: each the best of more epochs
         ),
     )
 }  # fmt: skip
@@ -1012,7 +1013,8 @@ def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
         f"Plain gradient descent (lr={LR}), float32. Time: best of {args.repeats} "
         f"run{'s' if args.repeats > 1 else ''} after a warm-up (prediction best of "
         f"{max(args.repeats, WORKLOADS['predict'].min_repeats)}, the 30-16-1 net best of "
-        f"{max(args.repeats, WORKLOADS['bce'].min_repeats)}); each (workload, library, batch "
+        f"{max(args.repeats, WORKLOADS['bce'].min_repeats)}, the residual block best of "
+        f"{max(args.repeats, WORKLOADS['residual'].min_repeats)}); each (workload, library, batch "
         "size) in its own subprocess. Samples per second; ratios > 1 mean descend is faster. "
         "Peak MB: peak RSS growth during the warm-up and the timed runs (MB = 2^20 bytes).",
         "",
