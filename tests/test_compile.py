@@ -132,12 +132,17 @@ def test_every_operation_of_the_plan_is_a_row_of_the_table(case):
     build, loss, kind = CASES[case]
     X, y = _data(6, 5, np.float64, kind)
     step = compile_step(build(np.float64), ds.losses.get(loss), ds.optim.GD(0.1), X, y)
-    assert step.plan.ops
-    for op in step.plan.ops:
-        assert PRIMITIVES[op.prim.name] is op.prim
-        assert op.kind in ("forward", "vjp", "accumulate")
-        if op.kind == "accumulate":
-            assert op.prim is PRIMITIVES["add"]
+    traced = step.plan
+    step.run(X, y)  # and as rewritten
+    for plan in (traced, step.plan):
+        assert plan.ops
+        for op in plan.ops + plan.output_ops:
+            assert PRIMITIVES[op.prim.name] is op.prim
+            assert op.kind in ("forward", "vjp", "accumulate", "fused")
+            if op.kind == "accumulate":
+                assert op.prim is PRIMITIVES["add"]
+            if op.kind == "fused":  # the row's own fused form of its forward and vjp
+                assert op.prim.fused is not None and "fuse_cost" in op.marks
 
 
 def test_shared_weights_get_the_sum_of_both_uses():
@@ -213,9 +218,9 @@ def test_print_plan_lists_forward_then_backward_lines():
 # --- the rewrites, each against the eager step ---------------------------------------------------
 
 
-@pytest.mark.parametrize("rewrite", [(), ("buffers",)])
+@pytest.mark.parametrize("rewrite", [(), ("buffers",), ("fuse_cost",), ("fuse_cost", "buffers")])
 @pytest.mark.parametrize("case", ["mlp_softmax", "mlp_sigmoid", "mlp_mse_tanh", "residual"])
-def test_no_rewrite_and_buffer_reuse_give_the_eager_numbers_bit_for_bit(case, rewrite):
+def test_no_rewrite_buffer_reuse_and_fused_cost_give_the_eager_numbers_bit_for_bit(case, rewrite):
     build, loss, kind = CASES[case]
     loss_fn = ds.losses.get(loss)
     eager, compiled = build(np.float32), build(np.float32)
@@ -231,7 +236,9 @@ def test_no_rewrite_and_buffer_reuse_give_the_eager_numbers_bit_for_bit(case, re
         np.testing.assert_array_equal(a.data, b.data)
     marked = [op for op in step.plan.ops if "buffers" in op.marks]
     assert bool(marked) == ("buffers" in rewrite)
-    if rewrite:  # the same arrays at every update: nothing allocated for them
+    fused = [op for op in step.plan.ops if op.kind == "fused"]
+    assert bool(fused) == ("fuse_cost" in rewrite and loss == "categorical_cross_entropy")
+    if "buffers" in rewrite:  # the same arrays at every update: nothing allocated for them
         grads_before = [p.grad for p in compiled.parameters()]
         step.run(X, y)
         assert all(p.grad is g for p, g in zip(compiled.parameters(), grads_before, strict=True))
@@ -448,3 +455,19 @@ def test_runners_waiting_for_the_next_model_hold_neither_the_last_model_nor_its_
     del model
     gc.collect()
     assert freed() is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("targets", ["labels", "onehot"])
+def test_a_fused_cost_is_its_forward_and_its_vjp_bit_for_bit(dtype, targets):
+    prim = PRIMITIVES["softmax_cross_entropy"]
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(9, 4)) * 30).astype(dtype)  # large logits: the shift matters
+    labels = rng.integers(0, 4, 9)
+    target = labels if targets == "labels" else np.eye(4, dtype=dtype)[labels]
+    g = np.asarray(0.5, dtype)
+    cost, (grad,) = prim.fused(z, target=target, g=g)
+    assert cost == prim.forward(z, target=target)
+    np.testing.assert_array_equal(grad, prim.vjp(g, cost, (True,), z, target=target)[0])
+    out = np.empty_like(z)
+    assert prim.fused(z, target=target, g=g, out=(out,))[1][0] is out

@@ -29,11 +29,18 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class Primitive:
-    """One differentiable operation: its name, its forward function and its vjp."""
+    """One differentiable operation: its name, its forward function and its vjp.
+
+    ``fused``, for a cost only: ``fused(*inputs, g=..., out=None, **params) -> (value, grads)``,
+    the forward's value and the vjp's gradients for ``g`` in one call that shares their common
+    work (the compiled step's ``fuse_cost`` rewrite uses it). It is written from the same
+    helpers as ``forward`` and ``vjp``, so that it gives their numbers bit for bit.
+    """
 
     name: str
     forward: Callable[..., np.ndarray]
     vjp: Callable[..., tuple]
+    fused: Callable[..., tuple] | None = None
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
@@ -255,24 +262,43 @@ def _labels_to_onehot(target, n_classes, dtype):
 
 def _softmax_cross_entropy(z, target=None):
     # C = -(1/n) sum_i sum_k y_ik log softmax(z)_ik, from the logits: stable for any z.
+    shifted, log_total = _shifted_and_log_total(z, -1)
+    return _cross_entropy_of_log_softmax(shifted, log_total, target)
+
+
+def _cross_entropy_of_log_softmax(shifted, log_total, target):
+    # C from log softmax(z) = shifted - log_total (see _shifted_and_log_total)
     if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
         # log_softmax(z) at each row's label only: the same subtraction, for the picked entries
-        shifted, log_total = _shifted_and_log_total(z, -1)
-        rows = np.arange(z.shape[0])
-        return -(np.add.reduce(shifted[rows, target] - log_total[:, 0]) / z.shape[0])
-    logp = _log_softmax(z, axis=-1)
-    return -(target * logp).sum() / z.shape[0]
+        rows = np.arange(shifted.shape[0])
+        return -(np.add.reduce(shifted[rows, target] - log_total[:, 0]) / shifted.shape[0])
+    return -(target * (shifted - log_total)).sum() / shifted.shape[0]
 
 
 def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
     # The fused gradient: dC/dz = (softmax(z) - y) / n.
-    p = _softmax(z, axis=-1, out=_out(out, 0))
+    return (_minus_target(_softmax(z, axis=-1, out=_out(out, 0)), target, g),)
+
+
+def _minus_target(p, target, g):
+    # (p - y) * g / n, in p (the softmax's probabilities)
     if target.ndim == 1:
-        p[np.arange(z.shape[0]), target] -= 1
+        p[np.arange(p.shape[0]), target] -= 1
     else:
         p -= target
-    p *= g / z.shape[0]
-    return (p,)
+    p *= g / p.shape[0]
+    return p
+
+
+def _softmax_cross_entropy_fused(z, target=None, g=None, out=None):
+    # The cost and its gradient from one shift, exponential and total per row: the operations
+    # of _softmax_cross_entropy and of its vjp (its _softmax), each once.
+    shifted = z - max_keepdims(z, -1)
+    e = np.exp(shifted, out=_out(out, 0))
+    total = _sum_reduce(e, axis=-1, keepdims=True)
+    cost = _cross_entropy_of_log_softmax(shifted, np.log(total), target)
+    e /= total
+    return cost, (_minus_target(e, target, g),)
 
 
 def _sigmoid_binary_cross_entropy(z, target=None):
@@ -356,7 +382,11 @@ _TABLE = [
      _sigmoid_binary_cross_entropy_vjp),
 ]  # fmt: skip
 
-PRIMITIVES: dict[str, Primitive] = {name: Primitive(name, f, v) for name, f, v in _TABLE}
+_FUSED = {"softmax_cross_entropy": _softmax_cross_entropy_fused}
+
+PRIMITIVES: dict[str, Primitive] = {
+    name: Primitive(name, f, v, _FUSED.get(name)) for name, f, v in _TABLE
+}
 """Every primitive by name (the built-in rows and those added by :func:`register_primitive`)."""
 
 BUILTIN: tuple[str, ...] = tuple(name for name, _, _ in _TABLE)

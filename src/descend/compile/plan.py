@@ -90,10 +90,12 @@ class Plan:
 
     @property
     def forward_ops(self) -> list[Op]:
-        return [op for op in self.ops if op.kind == "forward"]
+        """The forward calls (a fused cost's call among them: its value is forward)."""
+        return [op for op in self.ops if op.kind in ("forward", "fused")]
 
     @property
     def backward_ops(self) -> list[Op]:
+        """The backward calls (a fused cost's call among them: its gradient is backward)."""
         return [op for op in self.ops if op.kind != "forward"]
 
     def prune(self) -> None:
@@ -124,7 +126,7 @@ class Plan:
         backward = self.backward_ops
         if backward:
             lines.append("backward:")
-            lines += ["  " + _line(op, names) for op in backward]
+            lines += ["  " + _line(op, names, backward=True) for op in backward]
         for param, (a, b) in self.folded.items():
             lines.append(
                 f"  {names.param(param)} -= lr * {names[a]}.T @ {names[b]}"
@@ -138,6 +140,13 @@ class Plan:
 
 
 _ORIGINS = itertools.count()
+
+
+def op_function(op: Op):
+    """The table's function that call ``op`` runs: the row's forward, vjp, or fused form."""
+    if op.kind == "vjp":
+        return op.prim.vjp
+    return op.prim.fused if op.kind == "fused" else op.prim.forward
 
 
 def _copy_op(op: Op) -> Op:
@@ -266,12 +275,20 @@ _SHOW: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _line(op: Op, names: _Names) -> str:
+def _line(op: Op, names: _Names, backward: bool = False) -> str:
+    """The line(s) of call ``op``; of a fused call, its value's (forward) or its gradients'."""
     inputs = [names[s] for s in (op.ins[3:] if op.kind == "vjp" else op.ins)]
     args = {k: names[s] for k, s in op.dynamic.items()}
     args.setdefault("target", "y")
     marks = f"   [{', '.join(op.marks)}]" if op.marks else ""
     show = _SHOW.get(op.prim.name)
+    if op.kind == "fused":
+        value = op.outs[0]
+        op = Op("forward" if not backward else "vjp", op.prim, op.ins, op.params, op.dynamic,
+                op.outs[:1] if not backward else op.outs[1:], op.marks)  # fmt: skip
+        if backward:  # its gradient, from the seed and the value it computed with it
+            args.update(g=names[op.dynamic["g"]], ans=names[value])
+            return _gradient_lines(op, names, inputs, args, show, marks)
     if op.kind == "forward":
         if show is None:
             inner = ", ".join(names[s] for s in op.ins)
@@ -283,6 +300,10 @@ def _line(op: Op, names: _Names) -> str:
         a, b = op.ins
         return f"{names[op.outs[0]]} = {names[a]} + {names[b]}   (used twice: sum){marks}"
     args.update(g=names[op.ins[0]], ans=names[op.ins[1]])
+    return _gradient_lines(op, names, inputs, args, show, marks)
+
+
+def _gradient_lines(op: Op, names: _Names, inputs: list, args: dict, show, marks: str) -> str:
     parts = []
     for i, out in enumerate(op.outs):
         if out is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from descend.compile.plan import Plan
+from descend.compile.plan import Plan, op_function
 
 __all__ = ["Executor"]
 
@@ -173,8 +173,7 @@ def _bind(text: _Text, ops: list, reads: list, views: list):
     names: dict = {"_asarray": np.asarray, "_ARRAY": _ARRAY, "_params": reads}
     for name, kind, k, key in text.names:
         if kind == "fn":
-            op = ops[k]
-            names[name] = op.prim.vjp if op.kind == "vjp" else op.prim.forward
+            names[name] = op_function(ops[k])
         elif kind == "kw":
             op = ops[k]
             names[name] = op.out_buffers if key == "out" else op.params[key]
@@ -217,6 +216,12 @@ def _call_lines(j: int, op, names: list) -> list[str]:
             args.append(f"{key}=k{j}_{key}")
     args += [f"{key}=env[{s}]" for key, s in op.dynamic.items()]
     lines = [f"    r = f{j}({', '.join(args)})"]
+    if op.kind == "fused":  # the cost's value, then its gradients
+        kept = [(i, s) for i, s in enumerate(op.outs[1:]) if s is not None]
+        return [*lines, "    v = r[0]", f"    env[{op.outs[0]}] = v if v.__class__ is _ARRAY "
+                "else _asarray(v)",
+                f"    {', '.join(f'env[{s}]' for _, s in kept)} = "
+                f"{', '.join(f'r[1][{i}]' for i, _ in kept)}"]  # fmt: skip
     if op.kind != "vjp":  # a forward call and the sum of two contributions: one result
         out = op.outs[0]
         return [*lines, f"    env[{out}] = r if r.__class__ is _ARRAY else _asarray(r)"]

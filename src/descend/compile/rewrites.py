@@ -23,6 +23,13 @@
     finite (by a bound on the factors, else by computing it). Equal up to rounding (float32:
     about 1e-7 relative per update). The folded weights' ``.grad`` are written by ``finish()``.
 
+``fuse_cost`` (:func:`fuse_cost`)
+    A cost whose table row has a fused form (:attr:`descend.autodiff.Primitive.fused`: the
+    softmax cross-entropy) computes its value and its gradient ``dC/dz`` in one call that
+    shares their common work (the shift, exponential and total of each row) instead of a
+    forward call and a vjp call that each compute it. The same operations on the same values:
+    bit for bit the eager step's numbers.
+
 ``shards`` (:func:`shard_sums`, :func:`combine`)
     The gradient of a mean cost over ``n`` rows is the sum of per-shard gradient sums divided
     by ``n``. A large batch (at least ``SHARD_MIN_ROWS`` rows and ``SHARD_MIN_FLOPS`` in its
@@ -49,16 +56,16 @@ from math import prod
 import numpy as np
 
 from descend.compile.backend import finite, map_pieces, n_workers, split_rows
-from descend.compile.plan import Plan
+from descend.compile.plan import Op, Plan, op_function
 from descend.compile.replay import Executor
 
 __all__ = [
     "ALL", "GradientBuffers", "Runner", "ShardSums", "apply", "combine", "fold_updates",
-    "reuse_buffers",
+    "fuse_cost", "reuse_buffers",
     "shard_sums",
 ]  # fmt: skip
 
-ALL = ("buffers", "fold_gd", "shards")
+ALL = ("fuse_cost", "buffers", "fold_gd", "shards")
 """Every rewrite, by name, in the order they are applied."""
 
 # fold_gd: only a weight of more entries than this. A folded update is one BLAS call through
@@ -179,6 +186,8 @@ class Runner:
 
 def apply(plan: Plan, step, optimizer) -> Runner:
     """Apply the step's rewrites (``step.rewrite``) to a freshly traced plan."""
+    if "fuse_cost" in step.rewrite:
+        fuse_cost(plan)
     if "fold_gd" in step.rewrite and not step.reads_grads:
         fold_updates(plan, optimizer, step.params)
     if "buffers" in step.rewrite:
@@ -187,6 +196,38 @@ def apply(plan: Plan, step, optimizer) -> Runner:
         if step.grad_buffers is None:
             step.grad_buffers = plan.grad_buffers
     return Runner(plan, step.params)
+
+
+# --- fuse_cost -------------------------------------------------------------------------------
+
+
+def fuse_cost(plan: Plan) -> bool:
+    """The ``fuse_cost`` rewrite (see the module doc): the cost's forward call and the vjp
+    call that starts the backward pass (from the seed ``dC/dC``) become one call of the row's
+    fused form, when it has one. Returns whether it did."""
+    fwd = next((op for op in plan.ops if op.kind == "forward" and op.outs[0] == plan.cost), None)
+    if plan.cost is None or fwd is None or fwd.prim.fused is None:
+        return False
+    seed = next(
+        (i for i, s in enumerate(plan.slots) if s.kind == "const" and s.grad_of == plan.cost),
+        None,
+    )
+    vjp = next(
+        (
+            op for op in plan.ops
+            if op.kind == "vjp" and op.prim is fwd.prim and op.ins[0] == seed
+            and op.ins[3:] == fwd.ins and op.params == fwd.params and op.dynamic == fwd.dynamic
+            and all(s is not None for s in op.outs)
+        ),
+        None,
+    )  # fmt: skip
+    if seed is None or vjp is None:
+        return False
+    fused = Op("fused", fwd.prim, fwd.ins, fwd.params, {**fwd.dynamic, "g": seed},
+               (plan.cost, *vjp.outs), [*fwd.marks, "fuse_cost"])  # fmt: skip
+    plan.ops = [fused if op is fwd else op for op in plan.ops if op is not vjp]
+    plan.rewrites.append("fuse_cost (the cost and its gradient in one call)")
+    return True
 
 
 # --- buffers ---------------------------------------------------------------------------------
@@ -261,16 +302,18 @@ def _buffer_layout(plan: Plan) -> tuple[list, list[str], list]:
     dtypes."""
     calls = []
     for i, op in enumerate(plan.ops + plan.output_ops):
-        fn = op.prim.vjp if op.kind == "vjp" else op.prim.forward
+        fn = op_function(op)
         if not _takes_out(fn):
             continue
+        # a vjp's gradients (a fused call's, after its value) take a tuple; a forward one array
+        grads = op.kind in ("vjp", "fused")
         outs = []
-        for s in op.outs if op.kind == "vjp" else op.outs[:1]:
+        for s in op.outs if op.kind == "vjp" else op.outs[1:] if grads else op.outs[:1]:
             slot = None if s is None else plan.slots[s]
             ok = slot is not None and slot.dtype is not None and len(slot.shape) > 0
             outs.append((s, slot.shape, slot.dtype) if ok else None)
         if any(o is not None for o in outs):
-            calls.append((i, op.kind == "vjp", outs))
+            calls.append((i, grads, outs))
     written = {o[0] for _, _, outs in calls for o in outs if o is not None}
     names = [n for n, s in plan.grads.items() if s in written]
     specs = [(plan.slots[plan.grads[n]].shape, np.dtype(plan.slots[plan.grads[n]].dtype))
