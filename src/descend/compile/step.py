@@ -22,6 +22,9 @@ from descend.nn.sequential import Sequential
 
 __all__ = ["CompiledForward", "CompiledStep", "compile_forward", "compile_step"]
 
+# The rows of a batch the first trace (when the step is made) uses at the most: a batch from
+# rewrites.SHARD_MIN_ROWS rows on may be cut into row blocks, which are traced for their shape.
+TRACE_MAX_ROWS = rewrites.SHARD_MIN_ROWS
 # Plans kept per step: an epoch has at most two batch shapes (k rows and the remainder).
 _MAX_PLANS = 4
 # Traced plans of built-in architectures, by structure (see _structure): a new model of the
@@ -215,6 +218,10 @@ class CompiledStep:
         self._idle_key = None if layers is None else (layers, loss_fn, self.rewrite)
         self._idle: _Idle | None = None
         self._released: tuple[list, list] | None = None  # (grad_buffers, flags) for _release
+        # A large batch is traced on its first rows here (the same calls; its own shape is
+        # traced when it runs whole, and a batch cut into row blocks never is): tracing runs
+        # the eager step, whose memory grows with the rows.
+        xb, yb = xb[:TRACE_MAX_ROWS], yb[:TRACE_MAX_ROWS]
         first = None
         if self._idle_key not in _IDLE:  # (a structure whose runners wait there compiles)
             first = _traced(model, loss_fn, xb, yb, layers)  # NotCompilable here, not later
