@@ -34,8 +34,9 @@
     The gradient of a mean cost over ``n`` rows is the sum of per-shard gradient sums divided
     by ``n``. A large batch (at least ``SHARD_MIN_ROWS`` rows and ``SHARD_MIN_FLOPS`` in its
     products) is cut into row blocks, one set per core: each block runs the same plan (traced
-    for its shape, in buffers of its own worker), gives its summed cost and gradients
-    (its mean times its rows), and the blocks' sums are added in the order of the blocks, then
+    for its shape, in buffers of its own worker) seeded with ``dC/dC`` = its rows, so that its
+    gradients come out as sums over its rows (its cost: the mean times its rows); each core
+    adds its blocks' sums in their order, the cores' sums are added in core order, then
     divided by ``n``. Only for the built-in costs (means over rows) and a plan whose rows do not
     mix (checked on the traced batch). Equal up to rounding (the sums are taken in another
     order); the blocks depend only on ``n`` and the number of workers, so the result is
@@ -446,8 +447,9 @@ class ShardSums:
 def shard_sums(step, xb: np.ndarray, yb: np.ndarray, shards: int) -> list[ShardSums]:
     """The summed cost and gradients of each of ``shards`` row blocks of a batch, in order.
 
-    Each block runs the step's own plan (traced for the block's shape); a block's sums are its
-    mean cost and gradients times its number of rows. :func:`combine` adds them up.
+    Each block runs the step's own plan (traced for the block's shape, seeded with ``dC/dC``
+    = its rows: its gradients are then sums over its rows); its cost is the mean times its
+    rows. :func:`combine` adds them up.
 
     Parameters
     ----------
@@ -473,15 +475,25 @@ def shard_sums(step, xb: np.ndarray, yb: np.ndarray, shards: int) -> list[ShardS
     """
     out = []
     for start, stop in split_rows(len(xb), shards):
-        out.append(_block_sums(step, xb[start:stop], yb[start:stop], worker=0))
+        part = _block_sums(step, xb[start:stop], yb[start:stop], worker=0)
+        out.append(ShardSums(part.cost, {k: g.copy() for k, g in part.grads.items()}, part.rows))
     return out
 
 
 def _block_sums(step, xb, yb, worker: int) -> ShardSums:
+    # the sums as the block's buffers hold them (the worker's next block overwrites them)
     runner = step.block_runner(xb, yb, worker)
     cost, grads = runner.gradients(xb, yb)
-    m = xb.shape[0]
-    return ShardSums(cost * m, {k: g * g.dtype.type(m) for k, g in grads.items()}, m)
+    return ShardSums(cost * xb.shape[0], grads, xb.shape[0])
+
+
+def seed_with_rows(runner: Runner, rows: int) -> None:
+    """Seed a block's plan with ``dC/dC = rows``: the gradients of its mean cost come out
+    multiplied by its rows, i.e. as sums over them (the vjps are linear in the seed)."""
+    plan, env = runner.plan, runner.executor.env
+    for i, slot in enumerate(plan.slots):
+        if slot.kind == "const" and slot.grad_of == plan.cost and plan.cost is not None:
+            env[i] = np.full_like(env[i], rows)
 
 
 def combine(parts: list[ShardSums]) -> tuple[float, dict[str, np.ndarray]]:
@@ -518,13 +530,26 @@ def shard_count(n: int, flops_per_row: float) -> int:
 
 
 def parallel_shard_sums(step, xb: np.ndarray, yb: np.ndarray, blocks: int) -> list[ShardSums]:
-    """:func:`shard_sums` with the blocks shared between the cores (block ``i`` on worker
-    ``i % k``, each in buffers of its own): the same sums, the same order."""
+    """The sums of ``blocks`` row blocks shared between the cores (block ``i`` on worker
+    ``i % k``, in buffers of its own): one :class:`ShardSums` per worker, its blocks' sums
+    added in their order as they come (no block's sums are kept apart)."""
     ranges = split_rows(len(xb), blocks)
+    workers = min(n_workers(), len(ranges))
+    totals: list = [None] * max(workers, 1)
 
-    def block(worker: int, i: int) -> ShardSums:
+    def block(worker: int, i: int) -> None:
         start, stop = ranges[i]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return _block_sums(step, xb[start:stop], yb[start:stop], worker)
+            part = _block_sums(step, xb[start:stop], yb[start:stop], worker)
+            total = totals[worker]
+            if total is None:
+                grads = {k: g.copy() for k, g in part.grads.items()}
+                totals[worker] = ShardSums(part.cost, grads, part.rows)
+                return
+            total.cost += part.cost
+            total.rows += part.rows
+            for k, g in part.grads.items():
+                total.grads[k] += g
 
-    return map_pieces(block, len(ranges), workers=min(n_workers(), len(ranges)))
+    map_pieces(block, len(ranges), workers=workers)
+    return [t for t in totals if t is not None]

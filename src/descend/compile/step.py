@@ -303,6 +303,7 @@ class CompiledStep:
             if "buffers" in self.rewrite:
                 rewrites.reuse_buffers(plan)
             runner = self._blocks[key] = rewrites.Runner(plan, self.params)
+            rewrites.seed_with_rows(runner, len(xb))
         return runner
 
     def run(self, xb: np.ndarray, yb: np.ndarray) -> float:
