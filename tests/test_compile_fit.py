@@ -334,6 +334,43 @@ def test_row_blocks_give_the_same_bits_at_every_run(count_blocked):
         np.testing.assert_array_equal(weights[1][name], value, err_msg=name)
 
 
+def test_a_freed_steps_row_blocks_serve_the_next_model_with_the_same_bits(count_blocked,
+                                                                          monkeypatch):  # fmt: skip
+    from descend.compile import step as step_module
+
+    monkeypatch.setattr(step_module, "_IDLE", {})
+    made = [0]
+    original = step_module.rewrites.Runner
+
+    class Counting(original):
+        def __init__(self, *args, **kwargs):
+            made[0] += 1
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(step_module.rewrites, "Runner", Counting)
+    X, y = _data(3000, 300, 10, "softmax", np.float32)
+
+    def trained(seed):
+        model = _wide_model(["relu"], "softmax", 10, np.float32)
+        for i, p in enumerate(model.parameters()):  # another model of the same structure
+            p.data[...] = np.random.default_rng(seed + i).normal(0, 0.05, p.shape)
+        ds.fit(model, X, y, loss="categorical_cross_entropy", optimizer="gd", lr=0.1,
+               batch_size="full", epochs=2, progress=False)  # fmt: skip
+        return model
+
+    trained(0)
+    first = made[0]
+    assert first >= 2  # the blocks' runners (one per worker), made for the first model
+    second = trained(1)
+    assert made[0] == first  # the second model took them
+    monkeypatch.setattr(step_module, "IDLE_BLOCKS_MAX_BYTES", -1)
+    step_module._IDLE.clear()
+    fresh = trained(1)
+    assert made[0] > first
+    for name, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(second.state_dict()[name], value, err_msg=name)
+
+
 def test_row_blocks_stop_a_diverging_update_before_it_is_applied(count_blocked):
     X, y = _data(3000, 300, 10, "softmax", np.float32)
     model = _wide_model(["relu"], "softmax", 10, np.float32)
