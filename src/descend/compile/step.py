@@ -125,8 +125,8 @@ def _release(key: tuple, runners: dict, blocks: dict, holder: list, flags: list)
         runner.rebind({})  # the model and its last batch are not held while they wait
     if len(_IDLE) >= _MAX_IDLE:
         _IDLE.clear()
-    if blocks:  # one step's row blocks at a time
-        for idle in _IDLE.values():
+    if blocks:  # one step's row blocks at a time (a list: a freed step may come from any thread)
+        for idle in list(_IDLE.values()):
             idle.blocks = {}
     _IDLE[key] = _Idle(dict(runners), dict(blocks), holder[0] if runners else None, flags[0])
 
