@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from descend._names import close_names, join_or
 from descend.optim import schedules
 from descend.optim.base import Optimizer
 from descend.optim.rules import GD, Adam, AdamW, Momentum, RMSProp
@@ -75,8 +75,8 @@ def get(name_or_optimizer: str | Optimizer | type[Optimizer], **kwargs: Any) -> 
         )
     key = name_or_optimizer.strip().lower()
     if key not in _NAMES:
-        close = difflib.get_close_matches(key, list(_NAMES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = close_names(key, _NAMES)
+        hint = f"; did you mean {join_or([repr(n) for n in close])}?" if close else ""
         raise ValueError(f"unknown optimizer {name_or_optimizer!r}; valid names: {valid}{hint}")
     cls, defaults = _NAMES[key]
     return cls(**{**defaults, **kwargs})

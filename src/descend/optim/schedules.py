@@ -17,12 +17,12 @@ name                 lr at step ``t``
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from descend._names import close_names, join_or
 from descend.optim import _checks
 
 __all__ = [
@@ -308,8 +308,8 @@ def get_schedule(name: str | Schedule, **kwargs: Any) -> Schedule:
     key = name.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
     cls = _NAMES.get(key)
     if cls is None:
-        close = difflib.get_close_matches(key, list(_NAMES), n=1)
-        hint = f"; did you mean {_CANONICAL[_NAMES[close[0]]]!r}?" if close else ""
+        close = list(dict.fromkeys(_CANONICAL[_NAMES[k]] for k in close_names(key, _NAMES)))
+        hint = f"; did you mean {join_or([repr(n) for n in close])}?" if close else ""
         raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(_VALID_NAMES)}{hint}")
     return cls(**kwargs)
 
