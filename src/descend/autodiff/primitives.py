@@ -235,18 +235,30 @@ def max_keepdims(x: np.ndarray, axis: int = -1) -> np.ndarray:
 _max_reduce, _sum_reduce = np.maximum.reduce, np.add.reduce
 
 
+def _shifted(x, axis=-1, out=None):
+    # x - max(x) along the axis: its exponentials never overflow
+    return np.subtract(x, max_keepdims(x, axis), out=out)
+
+
+def _exp_and_total(shifted, axis=-1, out=None):
+    # e^shifted and its total along the axis (softmax = e / total; log softmax = shifted
+    # minus log total)
+    e = np.exp(shifted, out=out)
+    return e, _sum_reduce(e, axis=axis, keepdims=True)
+
+
 def _softmax(x, axis=-1, out=None):
-    e = np.subtract(x, max_keepdims(x, axis), out=out)
-    np.exp(e, out=e)
-    e /= _sum_reduce(e, axis=axis, keepdims=True)
+    shifted = _shifted(x, axis, out=out)
+    e, total = _exp_and_total(shifted, axis, out=shifted)
+    e /= total
     return e
 
 
 def _shifted_and_log_total(x, axis=-1):
     # log softmax(x) = shifted - log_total, with shifted = x - max(x) (stable for any x) and
     # log_total = log sum_k e^shifted_k, kept as its two parts so a cost can pick entries first
-    shifted = x - max_keepdims(x, axis)
-    return shifted, np.log(_sum_reduce(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = _shifted(x, axis)
+    return shifted, np.log(_exp_and_total(shifted, axis)[1])
 
 
 def _log_softmax(x, axis=-1):
@@ -293,11 +305,10 @@ def _minus_target(p, target, g):
 def _softmax_cross_entropy_fused(z, target=None, g=None, out=None):
     # The cost and its gradient from one shift, exponential and total per row: the operations
     # of _softmax_cross_entropy and of its vjp (its _softmax), each once.
-    shifted = z - max_keepdims(z, -1)
-    e = np.exp(shifted, out=_out(out, 0))
-    total = _sum_reduce(e, axis=-1, keepdims=True)
+    shifted = _shifted(z)
+    e, total = _exp_and_total(shifted, out=_out(out, 0))
     cost = _cross_entropy_of_log_softmax(shifted, np.log(total), target)
-    e /= total
+    e /= total  # softmax(z), as _softmax divides it
     return cost, (_minus_target(e, target, g),)
 
 

@@ -89,6 +89,16 @@ class Plan:
         )  # fmt: skip
 
     @property
+    def seed(self) -> int | None:
+        """The slot of the seed ``dC/dC`` that starts the backward pass (None: no cost)."""
+        if self.cost is None:
+            return None
+        return next(
+            (i for i, s in enumerate(self.slots) if s.kind == "const" and s.grad_of == self.cost),
+            None,
+        )
+
+    @property
     def forward_ops(self) -> list[Op]:
         """The forward calls (a fused cost's call among them: its value is forward)."""
         return [op for op in self.ops if op.kind in ("forward", "fused")]

@@ -209,10 +209,7 @@ def fuse_cost(plan: Plan) -> bool:
     fwd = next((op for op in plan.ops if op.kind == "forward" and op.outs[0] == plan.cost), None)
     if plan.cost is None or fwd is None or fwd.prim.fused is None:
         return False
-    seed = next(
-        (i for i, s in enumerate(plan.slots) if s.kind == "const" and s.grad_of == plan.cost),
-        None,
-    )
+    seed = plan.seed
     vjp = next(
         (
             op for op in plan.ops
@@ -490,10 +487,9 @@ def _block_sums(step, xb, yb, worker: int) -> ShardSums:
 def seed_with_rows(runner: Runner, rows: int) -> None:
     """Seed a block's plan with ``dC/dC = rows``: the gradients of its mean cost come out
     multiplied by its rows, i.e. as sums over them (the vjps are linear in the seed)."""
-    plan, env = runner.plan, runner.executor.env
-    for i, slot in enumerate(plan.slots):
-        if slot.kind == "const" and slot.grad_of == plan.cost and plan.cost is not None:
-            env[i] = np.full_like(env[i], rows)
+    seed, env = runner.plan.seed, runner.executor.env
+    if seed is not None:
+        env[seed] = np.full_like(env[seed], rows)
 
 
 def combine(parts: list[ShardSums]) -> tuple[float, dict[str, np.ndarray]]:

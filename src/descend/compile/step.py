@@ -94,6 +94,18 @@ _MAX_IDLE = 8
 
 
 @dataclass
+class _Lease:
+    """What a step gives back to ``_IDLE`` when it is freed: its runners (the same dicts it
+    fills) and their gradients' buffers, under its key, with the flags they were made for."""
+
+    key: tuple
+    flags: tuple[bool, bool]
+    runners: dict[tuple, rewrites.Runner]
+    blocks: dict[tuple, rewrites.Runner]
+    grad_buffers: rewrites.GradientBuffers | None = None
+
+
+@dataclass
 class _Idle:
     """A freed step's runners by batch shape, the gradients' buffers they share, and what
     their rewrites depended on (``reads_grads`` and whether the rule folds products)."""
@@ -107,9 +119,10 @@ class _Idle:
 _IDLE: dict[tuple, _Idle] = {}
 
 
-def _release(key: tuple, runners: dict, blocks: dict, holder: list, flags: list) -> None:
+def _release(lease: _Lease) -> None:
     """When a step is freed: its parameters keep their last gradients (copies of the buffers
     they were), and its runners wait in ``_IDLE`` for the next step of the same key."""
+    runners, blocks = lease.runners, lease.blocks
     for runner in runners.values():
         env = runner.executor.env
         for p, s in runner.grad_slots:
@@ -119,7 +132,7 @@ def _release(key: tuple, runners: dict, blocks: dict, holder: list, flags: list)
         runners = {}
     if sum(runner.buffer_bytes for runner in blocks.values()) > IDLE_BLOCKS_MAX_BYTES:
         blocks = {}
-    if not flags or not (runners or blocks):
+    if not (runners or blocks):
         return
     for runner in (*runners.values(), *blocks.values()):
         runner.rebind({})  # the model and its last batch are not held while they wait
@@ -128,7 +141,8 @@ def _release(key: tuple, runners: dict, blocks: dict, holder: list, flags: list)
     if blocks:  # one step's row blocks at a time (a list: a freed step may come from any thread)
         for idle in list(_IDLE.values()):
             idle.blocks = {}
-    _IDLE[key] = _Idle(dict(runners), dict(blocks), holder[0] if runners else None, flags[0])
+    grad_buffers = lease.grad_buffers if runners else None
+    _IDLE[lease.key] = _Idle(dict(runners), dict(blocks), grad_buffers, lease.flags)
 
 
 def compile_step(
@@ -227,8 +241,9 @@ class CompiledStep:
         layers = self._layers = _layers(model, loss_fn)
         # the key of the runners this step gives back when freed (None: not kept, see _IDLE)
         self._idle_key = None if layers is None else (layers, loss_fn, self.rewrite)
-        self._idle: _Idle | None = None
-        self._released: tuple[list, list] | None = None  # (grad_buffers, flags) for _release
+        self._idle: _Idle | None = None  # what this step took from _IDLE (see _take_idle)
+        self._lease: _Lease | None = None  # what it gives back (made at its first batch)
+        self._leased = False
         # A large batch is traced on its first rows here (the same calls; its own shape is
         # traced when it runs whole, and a batch cut into row blocks never is): tracing runs
         # the eager step, whose memory grows with the rows.
@@ -270,41 +285,45 @@ class CompiledStep:
         key = _key(xb, yb)
         runner = self._runners.get(key)
         if runner is None:
-            if self._released is None:
-                self._take_idle()
             if len(self._runners) >= _MAX_PLANS:
                 self._runners.clear()
-            idle = self._idle.runners.pop(key, None) if self._idle is not None else None
-            if idle is not None:  # a freed step's runner for this shape: for these parameters
-                idle.rebind(self.params)
-                runner = self._runners[key] = idle
-            else:
+            runner = self._from_idle("runners", key)
+            if runner is None:
                 pending, self._pending = self._pending, None
                 plan = pending[1] if pending and pending[0] == key else None
                 if plan is None:
                     plan = _traced(self.model, self.loss_fn, xb, yb, self._layers)
-                runner = self._runners[key] = rewrites.apply(plan, self, self.optimizer)
-            self._released[0][0] = self.grad_buffers
+                runner = rewrites.apply(plan, self, self.optimizer)
+            self._runners[key] = runner
+            if self._lease is not None:
+                self._lease.grad_buffers = self.grad_buffers
         self._last_shape = (xb.shape, xb.dtype, np.shape(yb), getattr(yb, "dtype", None), runner)
         return runner
 
+    def _from_idle(self, kind: str, key: tuple) -> rewrites.Runner | None:
+        """A freed step's runner of ``kind`` ("runners" or "blocks") for ``key``, bound to
+        these parameters, or None."""
+        if not self._leased:
+            self._take_idle()
+        runner = getattr(self._idle, kind).pop(key, None) if self._idle is not None else None
+        if runner is not None:
+            runner.rebind(self.params)
+        return runner
+
     def _take_idle(self) -> None:
-        """At the first batch: take the plans a freed step of the same key left (when made
+        """At the first batch: take the runners a freed step of the same key left (when made
         with the same ``reads_grads`` and rule), and arrange to give this step's back."""
-        flags = (self.reads_grads, bool(getattr(self.optimizer, "folds_products", False)))
-        holder: list = [self.grad_buffers]
-        self._released = (holder, [flags])
+        self._leased = True
         if self._idle_key is None:
-            self._released = (holder, [])  # nothing is given back
-            return
+            return  # nothing is taken or given back
+        flags = (self.reads_grads, bool(getattr(self.optimizer, "folds_products", False)))
         idle = _IDLE.pop(self._idle_key, None)
         if idle is not None and idle.flags == flags:
             self._idle = idle
             if idle.runners:
-                self.grad_buffers = holder[0] = idle.grad_buffers
-        release = weakref.finalize(
-            self, _release, self._idle_key, self._runners, self._blocks, *self._released
-        )
+                self.grad_buffers = idle.grad_buffers
+        self._lease = _Lease(self._idle_key, flags, self._runners, self._blocks, self.grad_buffers)
+        release = weakref.finalize(self, _release, self._lease)
         release.atexit = False  # nothing to give back when the interpreter ends
 
     def block_runner(self, xb: np.ndarray, yb: np.ndarray, worker: int) -> rewrites.Runner:
@@ -313,18 +332,14 @@ class CompiledStep:
         key = (worker, *_key(xb, yb))
         runner = self._blocks.get(key)
         if runner is None:
-            if self._released is None:
-                self._take_idle()
-            idle = self._idle.blocks.pop(key, None) if self._idle is not None else None
-            if idle is not None:  # a freed step's block runner: for these parameters
-                idle.rebind(self.params)
-                runner = self._blocks[key] = idle
-                return runner
-            plan = _traced(self.model, self.loss_fn, xb, yb)
-            if "buffers" in self.rewrite:
-                rewrites.reuse_buffers(plan)
-            runner = self._blocks[key] = rewrites.Runner(plan, self.params)
-            rewrites.seed_with_rows(runner, len(xb))
+            runner = self._from_idle("blocks", key)
+            if runner is None:
+                plan = _traced(self.model, self.loss_fn, xb, yb)
+                if "buffers" in self.rewrite:
+                    rewrites.reuse_buffers(plan)
+                runner = rewrites.Runner(plan, self.params)
+                rewrites.seed_with_rows(runner, len(xb))
+            self._blocks[key] = runner
         return runner
 
     def run(self, xb: np.ndarray, yb: np.ndarray) -> float:
