@@ -562,3 +562,18 @@ def test_landscape_of_a_run(capsys, digits_run, tmp_path):
     code, _, err = run_cli(capsys, "landscape", digits_run, "--resolution", "1")
     assert code == 2
     assert_one_line_error(err, "--resolution")
+
+
+def test_sweep_takes_its_update_rules_as_a_toml_array_or_comma_separated(tmp_path):
+    counts = {}
+    for form in ('["gd", "adam"]', '"gd,adam"'):
+        config = tmp_path / "sweep.toml"
+        config.write_text(f'data = "moons"\nhidden = [4]\nlrs = [0.1]\nbatches = ["full"]\n'
+                          f"optimizers = {form}\nepochs = 2\nfigures = false\n")  # fmt: skip
+        out = tmp_path / f"run{len(counts)}"
+        assert main(["sweep", str(config), "--out", str(out)]) == 0
+        rows = json.loads((out / "sweep.json").read_text())["rows"]
+        counts[form] = sorted(str(row["optimizer"]) for row in rows)
+        saved = (out / "config.toml").read_text()
+        assert 'optimizers = ["gd", "adam"]' in saved  # and the run folder's config reads back
+    assert counts['["gd", "adam"]'] == counts['"gd,adam"'] == ["adam", "gd"]

@@ -161,6 +161,21 @@ def parse_floats(value: Any, where: str) -> list[float]:
     return numbers
 
 
+def parse_names(value: Any, where: str) -> list[str]:
+    """Names, comma-separated or a TOML array of strings, e.g. update rules ``"gd,adam"``.
+
+    >>> parse_names("GD, adam", "--optimizers"), parse_names(["gd", "adam"], "optimizers")
+    (['gd', 'adam'], ['gd', 'adam'])
+    """
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+        raise UsageError(f"{where} must be names separated by commas, got {value!r}")
+    names = [v.strip().lower() for v in items if v.strip()]
+    if not names:
+        raise UsageError(f"{where} must name at least one, got {value!r}")
+    return names
+
+
 def _parse_number(value: Any, option: Option, where: str) -> int | float:
     integer = option.kind == "int"
     if isinstance(value, bool):
@@ -206,7 +221,7 @@ def _check_number(option: Option, value: Any, where: str) -> int | float:
 # The option kinds read by one function each: value, where -> the converted value.
 _PARSERS = {
     "hidden": parse_hidden, "batch": parse_batch, "batches": parse_batches, "ints": parse_ints,
-    "floats": parse_floats, "bool": _parse_bool,
+    "floats": parse_floats, "names": parse_names, "bool": _parse_bool,
 }  # fmt: skip
 
 
@@ -250,7 +265,7 @@ def add_to_parser(parser: argparse.ArgumentParser, options: Sequence[Option]) ->
             shown = option.default
             if option.kind == "hidden":
                 shown = ",".join(map(str, option.default)) or "none"
-            elif option.kind in ("batches", "ints", "floats"):
+            elif option.kind in ("batches", "ints", "floats", "names"):
                 shown = ",".join(map(str, option.default))
             suffix = "" if shown is None or "default" in option.help else f" (default: {shown})"
             parser.add_argument(

@@ -31,7 +31,7 @@ OPTIONS = (
     Option("lrs", "floats", [0.01, 0.1], "the learning rates", metavar="LIST"),
     Option("batches", "batches", ["full", 32], "the batch sizes (full, 1 or K)",
            metavar="LIST"),
-    Option("optimizers", "str", "gd,adam", "the update rules, comma-separated: "
+    Option("optimizers", "names", ["gd", "adam"], "the update rules, comma-separated: "
            + ", ".join(OPTIMIZERS), metavar="LIST"),
     Option("seeds", "ints", [0], "the seeds (initial weights and shuffling)", metavar="LIST"),
     Option("epochs", "int", 20, "passes over the data in every run", metavar="N"),
@@ -57,7 +57,7 @@ underscores, e.g.:
   data = "moons"
   lrs = [0.01, 0.1]
   batches = ["full", 32]
-  optimizers = "gd,adam"
+  optimizers = ["gd", "adam"]
   seeds = [0, 1]
 
 The folder gets sweep.md (one row per run), sweep.json, config.toml, sweep.png and
@@ -86,14 +86,12 @@ def _settle(args: argparse.Namespace) -> dict:
     values = resolve(OPTIONS, args, config, "sweep")
     if not values["data"]:
         raise UsageError("no data given; e.g. descend sweep moons, or a TOML file with data = ...")
-    names = [n.strip().lower() for n in str(values["optimizers"]).split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPTIMIZERS]
-    if not names or unknown:
+    unknown = [n for n in values["optimizers"] if n not in OPTIMIZERS]
+    if unknown:
         raise UsageError(
             f"--optimizers must name update rules among {', '.join(OPTIMIZERS)}, got "
-            f"{values['optimizers']!r}{did_you_mean(unknown[0], OPTIMIZERS) if unknown else ''}"
+            f"{','.join(values['optimizers'])!r}{did_you_mean(unknown[0], OPTIMIZERS)}"
         )
-    values["optimizers"] = ",".join(names)
     if data_module.is_file_spec(values["data"]):
         values["data"] = str(Path(values["data"]).resolve())
     return values
@@ -110,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     data, n_train = prep.data, len(prep.X_train)
     sizes = [data.n_features, *values["hidden"], n_out]
     test = prep.scaled_test()
-    optimizers = values["optimizers"].split(",")
+    optimizers = values["optimizers"]
     n_runs = len(values["lrs"]) * len(values["batches"]) * len(optimizers) * len(values["seeds"])
     folder = RunFolder(values["out"] or default_out(values["data"], "sweep"), force=args.force,
                        default=not values["out"])  # fmt: skip
