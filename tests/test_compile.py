@@ -278,6 +278,33 @@ def test_gd_folded_into_the_weight_product_trains_to_the_eager_weights(dtype, fo
     assert opt_c.iterations == opt_e.iterations == 5  # the rule counted every update
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_folded_gradient_is_checked_finite_without_being_formed(dtype, fold_small):
+    # The folded update's gradient a.T @ b is never written out: whether it is finite is
+    # decided from the factors (a bound), or by forming it when the bound cannot tell.
+    X, y = _data(8, 200, dtype, "classes")
+    step = compile_step(_wide(dtype), ds.losses.categorical_cross_entropy, ds.optim.GD(0.1), X,
+                        y, rewrite=("buffers", "fold_gd"))  # fmt: skip
+    step.reads_grads = False
+    step.run(X, y)
+    runner = step._last
+    a_slot, b_slot = step.plan.folded["0.weight"]
+    env = runner.executor.env
+    a, b = env[a_slot].copy(), env[b_slot].copy()
+    assert runner.folded_finite()
+    big = np.sqrt(np.finfo(dtype).max)  # finite factors whose product overflows
+    cases = [(np.full_like(a, big), np.full_like(b, big), False),
+             (np.full_like(a, big), np.zeros_like(b), True),  # the bound fails, the product not
+             (a, np.where(np.arange(b.size).reshape(b.shape) == 3, np.nan, b), False),
+             (np.where(np.arange(a.size).reshape(a.shape) == 5, np.inf, a), b, False)]
+    for a_case, b_case, expected in cases:
+        env[a_slot], env[b_slot] = a_case, b_case
+        with np.errstate(all="ignore"):
+            got = runner.folded_finite()
+            truth = bool(np.isfinite(a_case.T @ b_case).all())
+        assert got == truth == expected
+
+
 def test_gd_is_folded_only_into_weights_large_enough_to_gain():
     # (measured in rewrites: below about 65,536 entries the product and axpy cost less)
     X, y = _data(8, 300, np.float32, "classes")

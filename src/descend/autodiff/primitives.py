@@ -278,12 +278,32 @@ def _softmax_cross_entropy(z, target=None):
     return _cross_entropy_of_log_softmax(shifted, log_total, target)
 
 
-def _cross_entropy_of_log_softmax(shifted, log_total, target):
-    # C from log softmax(z) = shifted - log_total (see _shifted_and_log_total)
+def _label_entries(target, n_classes):
+    # the flat positions (row * n_classes + label) of each row's label entry in an (n, k)
+    # array: one 1-D index picks or changes them (cheaper than an index per axis)
+    n = target.shape[0]
+    starts = _ROW_STARTS.get((n, n_classes))
+    if starts is None:
+        if len(_ROW_STARTS) >= 64:
+            _ROW_STARTS.clear()
+        starts = np.arange(0, n * n_classes, n_classes)
+        starts.flags.writeable = False
+        _ROW_STARTS[n, n_classes] = starts
+    return starts + target
+
+
+_ROW_STARTS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _cross_entropy_of_log_softmax(shifted, log_total, target, entries=None):
+    # C from log softmax(z) = shifted - log_total (see _shifted_and_log_total); entries: the
+    # labels' _label_entries, when the caller has them
     if target.ndim == 1:  # integer labels; np.add.reduce(v) / n is what ndarray.mean computes
         # log_softmax(z) at each row's label only: the same subtraction, for the picked entries
-        rows = np.arange(shifted.shape[0])
-        return -(np.add.reduce(shifted[rows, target] - log_total[:, 0]) / shifted.shape[0])
+        if entries is None:
+            entries = _label_entries(target, shifted.shape[1])
+        picked = shifted.reshape(-1)[entries]
+        return -(np.add.reduce(picked - log_total[:, 0]) / shifted.shape[0])
     return -(target * (shifted - log_total)).sum() / shifted.shape[0]
 
 
@@ -292,12 +312,15 @@ def _softmax_cross_entropy_vjp(g, ans, needs, z, target=None, out=None):
     return (_minus_target(_softmax(z, axis=-1, out=_out(out, 0)), target, g),)
 
 
-def _minus_target(p, target, g):
+def _minus_target(p, target, g, entries=None):
     # (p - y) * g / n, in p (the softmax's probabilities)
-    if target.ndim == 1:
-        p[np.arange(p.shape[0]), target] -= 1
-    else:
+    if target.ndim != 1:
         p -= target
+    elif p.flags.c_contiguous:  # its flat view is a view: 1 off each row's label entry
+        flat = p.reshape(-1)
+        flat[_label_entries(target, p.shape[1]) if entries is None else entries] -= 1
+    else:
+        p[np.arange(p.shape[0]), target] -= 1
     p *= g / p.shape[0]
     return p
 
@@ -307,9 +330,10 @@ def _softmax_cross_entropy_fused(z, target=None, g=None, out=None):
     # of _softmax_cross_entropy and of its vjp (its _softmax), each once.
     shifted = _shifted(z)
     e, total = _exp_and_total(shifted, out=_out(out, 0))
-    cost = _cross_entropy_of_log_softmax(shifted, np.log(total), target)
+    entries = _label_entries(target, z.shape[1]) if target.ndim == 1 else None
+    cost = _cross_entropy_of_log_softmax(shifted, np.log(total), target, entries)
     e /= total  # softmax(z), as _softmax divides it
-    return cost, (_minus_target(e, target, g),)
+    return cost, (_minus_target(e, target, g, entries),)
 
 
 def _sigmoid_binary_cross_entropy(z, target=None):

@@ -123,11 +123,13 @@ class Runner:
         self._folded = [
             (names.index(name), a, b, params[name]) for name, (a, b) in plan.folded.items()
         ]
-        # (a slot, b slot, the bound on n max|a| max|b| below which a.T @ b is finite)
-        self._bounds = [
-            (a, b, 0.5 * float(np.finfo(params[name].data.dtype).max))
-            for name, (a, b) in plan.folded.items()
-        ]
+        # (a slot, b slot, the bound on |a|^2 |b|^2 below which a.T @ b is finite: see
+        # folded_finite; the square of float64's bound is inf, still sound: a finite product
+        # of two squared norms is then below 1e308, so |a| |b| < 1e154)
+        self._bounds = []
+        for name, (a, b) in plan.folded.items():
+            limit = 0.5 * float(np.finfo(params[name].data.dtype).max)
+            self._bounds.append((a, b, limit * limit))
         # (parameter, gradient slot) of every gradient written out, and the parameters without
         # one (folded, or not used): their .grad is None after an update
         self.grad_slots = [(params[name], s) for name, s in plan.grads.items()]
@@ -157,12 +159,14 @@ class Runner:
 
     def folded_finite(self) -> bool:
         """Whether the folded gradients ``a.T @ b`` are finite: by the bound
-        ``n max|a| max|b|`` where it is finite, else by computing them."""
+        ``|(a.T @ b)_ij| <= |a| |b|`` (Cauchy-Schwarz; Frobenius norms, two dot products)
+        where it holds with room to spare, else by computing them."""
         env = self.executor.env
-        for a_slot, b_slot, limit in self._bounds:
+        for a_slot, b_slot, limit_squared in self._bounds:
             a, b = env[a_slot], env[b_slot]
-            bound = a.shape[0] * _max_abs(a) * _max_abs(b)
-            if not bound < limit and not finite(np.dot(a.T, b)):  # NaN compares False
+            bound_squared = _squared_norm(a) * _squared_norm(b)
+            # NaN compares False; an overflowing norm is inf: both computed out
+            if not bound_squared < limit_squared and not finite(np.dot(a.T, b)):
                 return False
         return True
 
@@ -411,13 +415,15 @@ def _drop_output(plan: Plan, op, i: int) -> None:
     op.outs = tuple(None if j == i else s for j, s in enumerate(op.outs))
 
 
-def _max_abs(a: np.ndarray) -> float:
-    # two passes that allocate nothing (np.abs(a).max() would copy a); NaN when a holds NaN
-    # (the reductions themselves: ndarray.max and .min are these behind a Python wrapper)
-    return max(float(_maximum(a, axis=None)), -float(_minimum(a, axis=None))) if a.size else 0.0
+def _squared_norm(a: np.ndarray) -> float:
+    # the sum of the squares of a's entries, as one BLAS dot (NaN when a holds NaN; inf when
+    # it overflows, and the caller then computes the product itself)
+    v = a.reshape(-1)
+    return float(_dot(v, v))
 
 
-_maximum, _minimum = np.maximum.reduce, np.minimum.reduce
+# np.dot without its check for other array libraries' overrides (as the table's linear calls it)
+_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 # --- shards ----------------------------------------------------------------------------------

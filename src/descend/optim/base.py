@@ -389,12 +389,13 @@ class Optimizer:
         # the gradient as it is, when neither clipping nor the L2 term changes it (see
         # _effective_grad): then no call per parameter is needed to find that out
         wd = 0.0 if self._decoupled_weight_decay else self.weight_decay
-        as_is = scale is None and wd == 0.0 and not products
+        as_is = scale is None and wd == 0.0
+        folds = tuple(products) if products else ()
         bound = self._steps
-        if as_is and bound is not None and bound[0] is params:
-            # the same checked list and arrays as the step that bound them: the rule's own
-            # step per parameter, without the loop's lookups
-            bound[1](lr)
+        if as_is and bound is not None and bound[0] is params and bound[2] == folds:
+            # the same checked list and arrays, and the same folded parameters, as the step
+            # that bound them: the rule's own step per parameter, without the loop's lookups
+            bound[1](lr, products)
             self._iterations += 1
             return
         self._steps = None
@@ -413,15 +414,18 @@ class Optimizer:
             updated = True
         if updated:
             self._iterations += 1
-            if as_is and all(p.grad is not None for p in params):
-                steps = self._bound_steps(params)
-                self._steps = None if steps is None else (params, steps)
+            if as_is and all(p.grad is not None or i in folds for i, p in enumerate(params)):
+                steps = self._bound_steps(params, folds)
+                self._steps = None if steps is None else (params, steps, folds)
 
-    def _bound_steps(self, params: list[Any]) -> Callable[[float], None] | None:
-        """The rule's step of every parameter as one call ``f(lr)``, bound to the arrays the
-        step just used (their ``.data``, ``.grad`` and state): the next step on the same arrays
-        calls it and nothing else. None (the default): every step goes through
-        :meth:`_update`."""
+    def _bound_steps(
+        self, params: list[Any], folds: tuple[int, ...]
+    ) -> Callable[[float, Mapping | None], None] | None:
+        """The rule's step of every parameter as one call ``f(lr, products)``, bound to the
+        arrays the step just used (their ``.data``, ``.grad`` and state; ``folds``: the
+        positions of the parameters it stepped from ``products``): the next step on the same
+        arrays and positions calls it and nothing else. None (the default): every step goes
+        through :meth:`_update`."""
         return None
 
     @property

@@ -71,12 +71,15 @@ class GD(Optimizer):
             bound = state["axpy"] = Axpy(g, theta)
         bound(-lr)
 
-    def _bound_steps(self, params: list):
-        # theta <- theta - lr * g: the axpy each parameter's _update just bound (the same
-        # numbers as _update, which a subclass with a rule of its own keeps)
+    def _bound_steps(self, params: list, folds: tuple):
+        # theta <- theta - lr * g: the axpy each parameter's _update just bound, and the gemm
+        # each folded parameter's step_from_product did (the same numbers as _update, which a
+        # subclass with a rule of its own keeps)
         if type(self)._update is not GD._update:
             return None
-        return _minus_lr([st["axpy"] for st in self._state])
+        axpys = [st["axpy"] for p, st in zip(params, self._state, strict=True) if p.grad is not None]
+        gemms = [(i, self._gemms[id(params[i].data)]) for i in folds if params[i].grad is None]
+        return _minus_lr(axpys, gemms)
 
     @property
     def folds_products(self) -> bool:
@@ -116,11 +119,13 @@ class GD(Optimizer):
 SGD = GD
 
 
-def _minus_lr(bound: list[Axpy]):
-    def step(lr: float) -> None:
+def _minus_lr(bound: list[Axpy], gemms: list[tuple[int, GemmUpdate]]):
+    def step(lr: float, products) -> None:
         alpha = -lr
         for update in bound:
             update(alpha)
+        for i, gemm in gemms:  # theta <- theta - lr * a.T @ b, from the product's factors
+            gemm(alpha, *products[i])
 
     return step
 

@@ -15,6 +15,7 @@ import ctypes
 import glob
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -159,6 +160,10 @@ def _blas_ready(*arrays: np.ndarray) -> bool:
     )
 
 
+def _no_array() -> None:
+    return None
+
+
 class GemmUpdate:
     """``c <- c + alpha * a^T b`` in place, for a fixed ``c`` of shape (p, q), without forming
     ``a^T b``.
@@ -178,27 +183,41 @@ class GemmUpdate:
            [-3., -3.]])
     """
 
-    __slots__ = ("c", "_fns", "_ptr")
+    __slots__ = ("c", "_fns", "_ptr", "_b", "_b_ptr")
 
     def __init__(self, c: np.ndarray) -> None:
         self.c = c
         ok = _GEMM is not None and _GER is not None and c.ndim == 2 and _blas_ready(c)
         self._fns = (_GEMM[c.dtype], _GER[c.dtype]) if ok and c.dtype in _GEMM else None
         self._ptr = c.ctypes.data if self._fns is not None else None
+        # the last b (weakly: a step's buffer is not kept alive by this) and its address: b is
+        # most often a buffer that comes back at every call (a step's dC/dz), and looking an
+        # address up costs about a microsecond
+        self._b, self._b_ptr = _no_array, None
 
     def __call__(self, alpha: float, a: np.ndarray, b: np.ndarray) -> None:
         c, fns = self.c, self._fns
         p, q = c.shape
-        if a.shape[1:] != (p,) or b.shape[1:] != (q,) or a.shape[0] != b.shape[0]:
+        n = a.shape[0]
+        if a.shape != (n, p) or b.shape != (n, q):
             raise ValueError(f"a has shape {a.shape} and b {b.shape}; expected (n, {p}), (n, {q})")
-        if fns is None or not _blas_ready(a, b, c):
-            c += np.dot(a.T, b) * c.dtype.type(alpha)
-        elif a.shape[0] == 1:
-            fns[1](_ROW_MAJOR, p, q, alpha, a.ctypes.data, 1, b.ctypes.data, 1, self._ptr, q)
+        dtype = c.dtype
+        if (
+            fns is None
+            or a.dtype != dtype
+            or b.dtype != dtype
+            or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.writeable)
+        ):
+            c += np.dot(a.T, b) * dtype.type(alpha)
+            return
+        if self._b() is not b:
+            self._b, self._b_ptr = weakref.ref(b), b.ctypes.data
+        if n == 1:
+            fns[1](_ROW_MAJOR, p, q, alpha, a.ctypes.data, 1, self._b_ptr, 1, self._ptr, q)
         else:
             fns[0](
-                _ROW_MAJOR, _TRANS, _NO_TRANS, p, q, a.shape[0], alpha, a.ctypes.data, p,
-                b.ctypes.data, q, 1.0, self._ptr, q,
+                _ROW_MAJOR, _TRANS, _NO_TRANS, p, q, n, alpha, a.ctypes.data, p, self._b_ptr, q,
+                1.0, self._ptr, q,
             )  # fmt: skip
 
 
