@@ -77,7 +77,8 @@ class GD(Optimizer):
         # subclass with a rule of its own keeps)
         if type(self)._update is not GD._update:
             return None
-        axpys = [st["axpy"] for p, st in zip(params, self._state, strict=True) if p.grad is not None]
+        states = zip(params, self._state, strict=True)
+        axpys = [st["axpy"] for p, st in states if p.grad is not None]
         gemms = [(i, self._gemms[id(params[i].data)]) for i in folds if params[i].grad is None]
         return _minus_lr(axpys, gemms)
 
