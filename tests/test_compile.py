@@ -293,10 +293,12 @@ def test_a_folded_gradient_is_checked_finite_without_being_formed(dtype, fold_sm
     a, b = env[a_slot].copy(), env[b_slot].copy()
     assert runner.folded_finite()
     big = np.sqrt(np.finfo(dtype).max)  # finite factors whose product overflows
-    cases = [(np.full_like(a, big), np.full_like(b, big), False),
-             (np.full_like(a, big), np.zeros_like(b), True),  # the bound fails, the product not
-             (a, np.where(np.arange(b.size).reshape(b.shape) == 3, np.nan, b), False),
-             (np.where(np.arange(a.size).reshape(a.shape) == 5, np.inf, a), b, False)]
+    cases = [
+        (np.full_like(a, big), np.full_like(b, big), False),
+        (np.full_like(a, big), np.zeros_like(b), True),  # the bound fails, the product not
+        (a, np.where(np.arange(b.size).reshape(b.shape) == 3, np.nan, b), False),
+        (np.where(np.arange(a.size).reshape(a.shape) == 5, np.inf, a), b, False),
+    ]
     for a_case, b_case, expected in cases:
         env[a_slot], env[b_slot] = a_case, b_case
         with np.errstate(all="ignore"):
