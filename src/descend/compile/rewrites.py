@@ -56,7 +56,7 @@ from math import prod
 
 import numpy as np
 
-from descend.compile.backend import finite, map_pieces, n_workers, split_rows
+from descend.compile.backend import finite, map_pieces, n_workers, split_rows, squared_norm
 from descend.compile.plan import Op, Plan, op_function
 from descend.compile.replay import Executor
 
@@ -164,7 +164,7 @@ class Runner:
         env = self.executor.env
         for a_slot, b_slot, limit_squared in self._bounds:
             a, b = env[a_slot], env[b_slot]
-            bound_squared = _squared_norm(a) * _squared_norm(b)
+            bound_squared = squared_norm(a) * squared_norm(b)
             # NaN compares False; an overflowing norm is inf: both computed out
             if not bound_squared < limit_squared and not finite(np.dot(a.T, b)):
                 return False
@@ -415,15 +415,6 @@ def _drop_output(plan: Plan, op, i: int) -> None:
     op.outs = tuple(None if j == i else s for j, s in enumerate(op.outs))
 
 
-def _squared_norm(a: np.ndarray) -> float:
-    # the sum of the squares of a's entries, as one BLAS dot (NaN when a holds NaN; inf when
-    # it overflows, and the caller then computes the product itself)
-    v = a.reshape(-1)
-    return float(_dot(v, v))
-
-
-# np.dot without its check for other array libraries' overrides (as the table's linear calls it)
-_dot = getattr(np.dot, "_implementation", np.dot)
 
 
 # --- shards ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 from descend import losses
 from descend.autodiff.backward import leaf_grad
 from descend.compile import rewrites
-from descend.compile.backend import finite, n_workers, split_rows
+from descend.compile.backend import finite, n_workers, split_rows, squared_norm
 from descend.compile.plan import Plan
 from descend.compile.replay import Executor
 from descend.compile.trace import NotFinite, trace_forward, trace_step
@@ -401,8 +401,8 @@ class CompiledStep:
     def _hand_out_runner(self, runner: rewrites.Runner) -> bool:
         """:meth:`_hand_out` of a runner's gradients. When the last update handed out the
         same arrays as they were (the reused buffers) and every ``.grad`` still holds them,
-        there is nothing to set: only their finiteness is checked, by one sum over the array
-        holding them all (or one per gradient)."""
+        there is nothing to set: only their finiteness is checked, by one sum of squares over
+        the array holding them all (or one per gradient)."""
         env, handed = runner.executor.env, runner.handed
         ungraded = runner.ungraded
         if handed is not None and (not ungraded or all(p.grad is None for p in ungraded)):
@@ -411,9 +411,9 @@ class CompiledStep:
                 if p.grad is not g or env[s] is not g:
                     break
             else:
-                total = 0.0  # NaN and inf propagate into a sum: see _flat
+                total = 0.0  # NaN and inf propagate into a sum of squares: see _flat
                 for flat in sums:
-                    total += float(_add_reduce(flat))
+                    total += squared_norm(flat)
                 return isfinite(total) or all(finite(g) for _, _, g in pairs)
         return self._hand_out_again(runner)
 
@@ -502,13 +502,10 @@ class CompiledStep:
 
 
 def _flat(g: np.ndarray) -> np.ndarray:
-    """A flat view of gradient ``g`` whose sum, added to the others', proves them all finite
-    when the total is (each sum is then finite, and NaN and inf propagate into a sum; else
+    """A flat view of gradient ``g`` whose sum of squares, added to the others', proves them
+    all finite when the total is (see :func:`~descend.compile.backend.finite`; else
     :func:`finite` asks each); no values for an array :func:`finite` never checks."""
     return g.reshape(-1) if g.dtype.kind == "f" else g.reshape(-1)[:0].astype(np.float64)
-
-
-_add_reduce = np.add.reduce
 
 
 def _key(xb: np.ndarray, yb: np.ndarray) -> tuple:

@@ -11,7 +11,8 @@ same plans by providing a module with these names:
   threads the matrix products use;
 * :func:`map_pieces`, :func:`n_workers`, :func:`split_rows`: independent pieces of one
   computation (row blocks, prediction chunks) on the cores, in a fixed assignment;
-* :func:`finite`: whether every value of an array is finite, in one pass in the common case.
+* :func:`finite`, :func:`squared_norm`: whether every value of an array is finite, in one pass
+  in the common case (the sum of the squares, one BLAS ``dot``).
 
 The two modules behind the door are :mod:`~descend.compile.backend.blas` (NumPy's own OpenBLAS
 through ``ctypes``, with a plain NumPy fallback) and :mod:`~descend.compile.backend.threads`
@@ -19,6 +20,8 @@ through ``ctypes``, with a plain NumPy fallback) and :mod:`~descend.compile.back
 """
 
 from __future__ import annotations
+
+from math import isfinite
 
 import numpy as np
 
@@ -36,6 +39,7 @@ from descend.compile.backend.threads import map_pieces, n_workers, split_rows
 __all__ = [
     "Axpy", "GemmUpdate", "axpy", "blas_available", "blas_threads", "finite", "gemm_update",
     "map_pieces", "n_workers", "release_idle_workers", "single_thread_if_small", "split_rows",
+    "squared_norm",
 ]  # fmt: skip
 
 
@@ -55,17 +59,37 @@ def gemm_update(alpha: float, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> No
 
 
 def finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite: NaN and inf propagate into a sum, so one pass
-    proves the common case; ``min`` and ``max`` decide when the sum is not finite (it may
-    overflow from large finite values).
+    """Whether every value of ``a`` is finite: the sum of the squares is finite only then (NaN
+    and inf propagate into it, and no square is negative to cancel an inf), so one pass proves
+    the common case; ``min`` and ``max`` decide when it is not finite (it may overflow from
+    large finite values).
 
     Examples
     --------
-    >>> finite(np.array([1.0, 2.0])), finite(np.array([[1.0, np.nan]]))
-    (True, False)
+    >>> finite(np.array([1.0, 2.0])), finite(np.array([[1.0, np.nan]])), finite(np.array([1e200]))
+    (True, False, True)
     """
     if a.dtype.kind != "f" or a.size == 0:
         return True
     flat = a.reshape(-1) if a.flags.c_contiguous else a.ravel()
-    total = np.add.reduce(flat)
-    return bool(np.isfinite(total)) or bool(np.isfinite(flat.min()) and np.isfinite(flat.max()))
+    return isfinite(squared_norm(flat)) or bool(np.isfinite(flat.min()) and np.isfinite(flat.max()))
+
+
+def squared_norm(a: np.ndarray) -> float:
+    """The sum of the squares of ``a``'s entries (a float array), as one ``dot``: NaN when
+    ``a`` holds NaN, inf when it holds an inf or the sum overflows. A finite result proves
+    every entry finite (see :func:`finite`); about three times faster than a sum
+    (``np.add.reduce``) on float32.
+
+    Examples
+    --------
+    >>> squared_norm(np.array([[3.0, 4.0]])), squared_norm(np.array([1.0, np.inf]))
+    (25.0, inf)
+    """
+    v = a.reshape(-1)
+    return float(_dot(v, v))
+
+
+# np.dot without its check for other array libraries' overrides (__array_function__): the same C
+# function, a microsecond less on small arrays
+_dot = getattr(np.dot, "_implementation", np.dot)
