@@ -415,8 +415,6 @@ def _drop_output(plan: Plan, op, i: int) -> None:
     op.outs = tuple(None if j == i else s for j, s in enumerate(op.outs))
 
 
-
-
 # --- shards ----------------------------------------------------------------------------------
 
 
