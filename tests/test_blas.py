@@ -29,6 +29,23 @@ def test_axpy_falls_back_for_views_it_cannot_pass_to_blas():
     np.testing.assert_array_equal(y, expected)
 
 
+@pytest.mark.parametrize("rows", [1, 5])
+def test_gemm_update_reads_read_only_factors_and_a_reused_b(rows):
+    # a: a batch of a read-only file (its address is not taken through a writeable buffer);
+    # b: the same buffer at every call, written in between (its address is remembered)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(rows, 4)), rng.normal(size=(rows, 3))
+    a.flags.writeable = False
+    c = rng.normal(size=(4, 3))
+    expected = c.copy()
+    update = _blas.GemmUpdate(c)
+    for k in range(3):
+        b[...] = rng.normal(size=b.shape)
+        expected -= 0.5 * (a.T @ b)
+        update(-0.5, a, b)
+        np.testing.assert_allclose(c, expected, rtol=1e-13, atol=1e-13, err_msg=str(k))
+
+
 @pytest.mark.skipif(_blas._THREADS is None, reason="NumPy's OpenBLAS thread control not found")
 def test_small_networks_train_on_one_blas_thread_and_the_count_is_restored():
     get, put = _blas._THREADS
