@@ -175,6 +175,27 @@ def test_batch_size_one_is_two_dimensional():
         assert yb.shape == (1,)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_shuffled_single_rows_are_the_rows_of_the_same_order(order):
+    # batch size 1: one-row views of a C-ordered X (copies otherwise), the same rows, in the
+    # order the generator draws, resumed mid-epoch at the same place
+    X, y = make_data(12, d=3)
+    X = np.asarray(X, order=order)
+    b = batches(X, y, batch_size=1, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # two epochs: the permutation is drawn at each
+        order_drawn = rng.permutation(12)
+        got = list(b)
+        assert [int(yb[0]) for _, yb in got] == order_drawn.tolist()
+        for xb, yb in got:
+            assert xb.flags.c_contiguous and xb.shape == (1, 3)
+            np.testing.assert_array_equal(xb, X[yb])
+            assert np.shares_memory(xb, X) == (order == "C")
+    resumed = batches(X, y, batch_size=1, seed=5)
+    whole = [yb[0] for _, yb in batches(X, y, batch_size=1, seed=5)]
+    assert [yb[0] for _, yb in resumed.epoch(start=7)] == whole[7:]
+
+
 def test_two_dimensional_y_is_batched_by_rows():
     X, y = make_data(9)
     Y = np.eye(9)[y]

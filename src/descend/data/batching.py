@@ -12,8 +12,10 @@ mini-batch GD          ``k``           ``ceil(n_samples / k)`` (``floor`` with `
 
 An epoch is one pass over the data. When shuffling, one permutation of the row indices is drawn
 at the start of each epoch and each batch is ``X[idx]`` for its slice of that permutation, so
-only the rows of one batch are copied at a time, never the whole data set. This is also what
-makes memory-mapped ``.npy`` files work: only the rows of the current batch are read.
+only the rows of one batch are copied at a time, never the whole data set (at batch size 1,
+the row is taken as a one-row view ``X[i:i + 1]`` when ``X`` is an in-memory C-ordered array:
+the same values, without the copy). This is also what makes memory-mapped ``.npy`` files work:
+only the rows of the current batch are read.
 """
 
 from __future__ import annotations
@@ -183,6 +185,9 @@ class Batches:
 
     def _epoch(self, order: np.ndarray | None, first: int = 0) -> Iterator[Batch]:
         X, y, k = self.X, self.y, self.batch_size
+        if k == 1 and order is not None and _views_of_rows(X, y):
+            yield from self._single_rows(order, first)
+            return
         with _FileRows.of(X) as x_file, _FileRows.of(y) as y_file:
             take_x = X.__getitem__ if x_file is None else x_file.read
             take_y = (lambda rows: None) if y is None else y.__getitem__
@@ -194,12 +199,39 @@ class Batches:
                     check_batch_finite(xb, yb, rows)
                 yield xb, yb
 
+    def _single_rows(self, order: np.ndarray, first: int) -> Iterator[Batch]:
+        # batch size 1, shuffled: each batch is the row as a one-row view (X[i:i + 1]), the same
+        # values as the copy X[[i]] at an eighth of its cost (a few microseconds an update)
+        X, y = self.X, self.y
+        for i in order[first:].tolist():
+            rows = slice(i, i + 1)
+            xb, yb = X[rows], None if y is None else y[rows]
+            if self.check_finite:
+                check_batch_finite(xb, yb, np.array([i]))
+            yield xb, yb
+
     def __repr__(self) -> str:
         return (
             f"Batches(n_samples={self.n_samples}, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, n_batches={len(self)}, "
             f"variant={self.variant!r})"
         )
+
+
+def _views_of_rows(X: np.ndarray, y: np.ndarray | None) -> bool:
+    """Whether a row of ``X`` (and of ``y``) taken as a view is laid out as the copy that
+    ``X[[i]]`` makes (C-contiguous), and read from memory rather than a file."""
+    return all(
+        a is None or (type(a) is np.ndarray and a.flags.c_contiguous and _memmap_of(a) is None)
+        for a in (X, y)
+    )
+
+
+def _memmap_of(a: np.ndarray | None) -> np.memmap | None:
+    """The memory map ``a`` views (``a`` itself, or one of its bases), or None."""
+    while a is not None and not isinstance(a, np.memmap):
+        a = getattr(a, "base", None)
+    return a
 
 
 PREAD_MIN_BYTES = 256 << 20
@@ -226,9 +258,7 @@ class _FileRows:
     @contextmanager
     def of(cls, a: np.ndarray | None) -> Iterator[_FileRows | None]:
         """A reader for ``a`` when it is a C-contiguous view of a read-only np.memmap, else None."""
-        mapped = a
-        while mapped is not None and not isinstance(mapped, np.memmap):
-            mapped = getattr(mapped, "base", None)
+        mapped = _memmap_of(a)
         if (
             a is None
             or mapped is None
@@ -312,7 +342,7 @@ def batches(
         of updates per epoch. Each ``X_batch`` has shape ``(m, n_features)`` with
         ``m <= batch_size``, also for ``batch_size=1`` (never 1-D). A full batch yields `X`
         and `y` themselves; unshuffled mini-batches are views (slices); shuffled ones are
-        copies of just their rows.
+        copies of just their rows (single rows of an in-memory C-ordered array: views).
 
     Raises
     ------
