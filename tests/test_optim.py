@@ -617,3 +617,22 @@ def test_bad_arguments_name_the_argument(make, error, argument):
     if error is ValueError:
         assert "got" in message
         assert f"{argument}=" in message or "use " in message  # a suggested fix
+
+
+def test_gd_keeps_no_scratch_copy_of_the_parameters_but_a_rule_of_its_own_gets_one():
+    # plain GD's update is one axpy: no array the size of each parameter is made for it
+    w = Param(np.ones((50, 40)), np.full((50, 40), 0.5))
+    gd = optim.GD(0.1)
+    gd.step([w])
+    np.testing.assert_array_equal(w.data, np.full((50, 40), 0.95))
+    assert all(buf is None for pair in gd._scratch for buf in pair)
+
+    class Halved(optim.GD):  # a rule of its own, written with the scratch array
+        def _update(self, theta, g, state, lr, tmp):
+            np.multiply(g, 0.5 * lr, out=tmp)
+            theta -= tmp
+
+    halved = Halved(0.1)
+    halved.step([w])
+    np.testing.assert_array_equal(w.data, np.full((50, 40), 0.95 - 0.025))
+    assert halved._scratch[0][0] is not None

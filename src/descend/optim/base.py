@@ -410,7 +410,9 @@ class Optimizer:
             theta = p.data
             g = grad if as_is else self._effective_grad(i, theta, grad, scale)
             tmp = scratch[i][0]
-            update(theta, g, state[i], lr, self._work(i, 0, theta) if tmp is None else tmp)
+            if tmp is None and self._uses_scratch:
+                tmp = self._work(i, 0, theta)
+            update(theta, g, state[i], lr, tmp)
             updated = True
         if updated:
             self._iterations += 1
@@ -448,13 +450,18 @@ class Optimizer:
                 "step from a product (folds_products is False); give the gradients in .grad"
             )
 
+    _uses_scratch = True
+    """Whether :meth:`_update` writes to its ``tmp`` (a scratch array the size of each
+    parameter, made at the first step and kept); False: ``tmp`` is None and none is made."""
+
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:
         """One step of the rule on one parameter: ``theta`` in place, from gradient ``g``.
 
         ``g`` must not be written to (it may be the parameter's ``.grad``); ``tmp`` is a scratch
-        array of ``theta``'s shape and dtype, free to overwrite.
+        array of ``theta``'s shape and dtype, free to overwrite (None for a rule whose
+        :attr:`_uses_scratch` is False).
         """
         raise NotImplementedError
 

@@ -61,6 +61,11 @@ class GD(Optimizer):
     ) -> None:
         super().__init__(lr, weight_decay=weight_decay, clip_norm=clip_norm)
 
+    @property
+    def _uses_scratch(self) -> bool:
+        # the axpy below needs none (a subclass with a rule of its own may)
+        return type(self)._update is not GD._update
+
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
     ) -> None:
