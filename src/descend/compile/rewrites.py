@@ -7,9 +7,9 @@
     bit. The parameters' ``.grad`` are then those buffers, overwritten by the next update (copy
     them in a callback to keep them; when the step is freed, each parameter gets a copy of its
     last gradient, and a small step's buffers serve the next model of the same structure).
-    The gradients' buffers are parts of one array (:class:`GradientBuffers`: one sum over it
-    proves every gradient finite), shared by the plans of one step's batch shapes, which run
-    one after the other.
+    The gradients' buffers are parts of one array (:class:`GradientBuffers`: one sum of
+    squares over it proves every gradient finite), shared by the plans of one step's batch
+    shapes, which run one after the other.
 
 ``fold_gd`` (:func:`fold_updates`)
     When nothing reads ``.grad`` during training (``reads_grads`` False) and the rule can take a
@@ -20,8 +20,9 @@
     call, without the gradient written out and read back. Chosen where that saves work: a
     weight of more than ``FOLD_MIN_WEIGHT`` entries, larger than its two factors
     (``n (p + q) < p q`` for ``n`` rows). Nothing is updated before every gradient is proven
-    finite (by a bound on the factors, else by computing it). Equal up to rounding (float32:
-    about 1e-7 relative per update). The folded weights' ``.grad`` are written by ``finish()``.
+    finite (by the bound ``|a| |g|`` on its entries, else by computing it). Equal up to
+    rounding (float32: about 1e-7 relative per update). The folded weights' ``.grad`` are
+    written by ``finish()``.
 
 ``fuse_cost`` (:func:`fuse_cost`)
     A cost whose table row has a fused form (:attr:`descend.autodiff.Primitive.fused`: the
