@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,23 @@ def test_small_networks_train_on_one_blas_thread_and_the_count_is_restored():
         assert seen == [get()] and get() >= 2
     finally:
         put(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 33, 100_003])
+def test_finite_finds_every_nan_and_inf_and_accepts_large_finite_values(dtype, n):
+    # the proof by a sum of squares: NaN or an inf anywhere (the BLAS kernels' blocks and tails)
+    # makes it fail; large finite values overflow it, and the fallback says finite, silently
+    from descend.compile.backend import finite, squared_norm
+
+    for position in sorted({0, n // 2, n - 1}):
+        for bad in (np.nan, np.inf, -np.inf):
+            a = np.ones(n, dtype)
+            a[position] = bad
+            assert not finite(a) and not np.isfinite(squared_norm(a))
+            assert not finite(a.reshape(-1, 1)[::-1])  # not contiguous either
+    assert finite(np.ones((n, 1), dtype))
+    large = np.full(n, np.finfo(dtype).max / 2, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning reaches the user
+        assert squared_norm(large) == np.inf and finite(large)

@@ -29,6 +29,7 @@ __all__ = [
     "blas_threads",
     "release_idle_workers",
     "single_thread_if_small",
+    "squared_norm",
 ]
 
 
@@ -50,9 +51,10 @@ def _library():
     return None, None
 
 
-def _bind(name: str, argtypes) -> dict | None:
+def _bind(name: str, argtypes, returns: bool = False) -> dict | None:
     """``scipy_cblas_sNAME`` and ``scipy_cblas_dNAME`` by dtype, or None when one is missing;
-    ``argtypes(real, integer)`` gives the argument types (real: the dtype's C type)."""
+    ``argtypes(real, integer)`` gives the argument types (real: the dtype's C type); with
+    ``returns``, the function returns a real."""
     lib, found = _LIB
     if lib is None:
         return None
@@ -65,7 +67,7 @@ def _bind(name: str, argtypes) -> dict | None:
         fn = getattr(lib, f"scipy_cblas_{letter}{name}{suffix}", None)
         if fn is None:
             return None
-        fn.argtypes, fn.restype = argtypes(real, integer), None
+        fn.argtypes, fn.restype = argtypes(real, integer), real if returns else None
         table[np.dtype(dtype)] = fn
     return table
 
@@ -102,6 +104,8 @@ _GEMM = _bind(
 )
 # order, M, N, alpha, x, incx, y, incy, A, lda
 _GER = _bind("ger", lambda real, i: [_ORDER, i, i, real, _P, i, _P, i, _P, i])
+# n, x, incx, y, incy -> the dot product
+_DOT = _bind("dot", lambda real, i: [i, _P, i, _P, i], returns=True)
 _SHUTDOWN = _load_shutdown()
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enumerations
 _THREADS = _load_threads()
@@ -163,6 +167,28 @@ def _address(a: np.ndarray) -> int:
 
 
 _addressof, _char_at = ctypes.addressof, ctypes.c_char.from_buffer
+
+
+def squared_norm(a: np.ndarray) -> float:
+    """The sum of the squares of ``a``'s entries (a float array), as one BLAS ``dot``: NaN when
+    ``a`` holds NaN, inf when it holds an inf or the sum overflows (silently: no NumPy warning).
+    A finite result proves every entry finite (see :func:`~descend.compile.backend.finite`);
+    about three times faster than a sum (``np.add.reduce``) on float32.
+
+    Examples
+    --------
+    >>> squared_norm(np.array([[3.0, 4.0]])), squared_norm(np.array([1.0, np.inf]))
+    (25.0, inf)
+    >>> squared_norm(np.array([1e300], np.float64))
+    inf
+    """
+    fn = _DOT.get(a.dtype) if _DOT is not None else None
+    if fn is not None and a.flags.c_contiguous and a.size:
+        address = _address(a)
+        return fn(a.size, address, 1, address, 1)
+    v = a.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.dot(v, v))
 
 
 def _blas_ready(*arrays: np.ndarray) -> bool:
