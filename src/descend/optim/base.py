@@ -578,7 +578,8 @@ class Optimizer:
 
     def _new_state(self, theta: np.ndarray) -> dict[str, Any]:
         state: dict[str, Any] = {k: np.zeros_like(theta) for k in self._buffers}
-        state.update((k, 0) for k in self._counters)
+        for k in self._counters:
+            state[k] = 0
         return state
 
 

@@ -281,7 +281,8 @@ class Axpy:
         fn = _AXPY.get(y.dtype) if _AXPY is not None else None
         self._call = None
         self._tmp = None
-        if fn is not None and _blas_ready(x, y):
+        ready = x.dtype == y.dtype and x.flags.c_contiguous and y.flags.c_contiguous
+        if fn is not None and ready and y.flags.writeable:  # (as _blas_ready, without its loop)
             self._call = (fn, y.size, _address(x), _address(y))
         else:
             self._tmp = np.empty_like(y)
