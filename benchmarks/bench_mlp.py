@@ -646,6 +646,10 @@ def warm_samples(w: Workload, lib: str, bs: str, samples: int) -> int:
     return min(warm, samples)
 
 
+MIN_TIMED_SECONDS = 0.5  # each worker's timed runs take at least this long (or MAX_REPEATS)
+MAX_REPEATS = 500
+
+
 def worker(
     wkey: str, lib: str, bs: str, samples: int, repeats: int, seed: int, profile: bool
 ) -> None:
@@ -669,7 +673,10 @@ def worker(
     steady = PeakMemory()
     steady.start()
     times, updates, loss = [], 0, float("nan")
-    for _ in range(repeats):
+    # at least `repeats` runs, and more while they add up to under MIN_TIMED_SECONDS: a run of
+    # a millisecond is timed hundreds of times, so that a pause of the machine that lasts a few
+    # milliseconds cannot decide its best (as timeit's autorange does)
+    while len(times) < repeats or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_REPEATS):
         seconds, updates, loss = run(samples)
         times.append(seconds)
     steady_peak = steady.peak_mib()
@@ -1014,7 +1021,10 @@ def build_report(results, args, libs, gemm_rate, model_gemm_s) -> list[str]:
         f"run{'s' if args.repeats > 1 else ''} after a warm-up (prediction best of "
         f"{max(args.repeats, WORKLOADS['predict'].min_repeats)}, the 30-16-1 net best of "
         f"{max(args.repeats, WORKLOADS['bce'].min_repeats)}, the residual block best of "
-        f"{max(args.repeats, WORKLOADS['residual'].min_repeats)}); each (workload, library, batch "
+        f"{max(args.repeats, WORKLOADS['residual'].min_repeats)}; and runs repeated until they "
+        f"take at least {MIN_TIMED_SECONDS:g} s, up to {MAX_REPEATS}, so that the best of a "
+        "run of a millisecond is not decided by a pause of the machine); each (workload, "
+        "library, batch "
         f"size) in {args.processes} subprocess{'es' if args.processes > 1 else ''} (the "
         "libraries in turns), the fastest kept. Samples per second; ratios > 1 mean descend is "
         "faster. "
