@@ -190,6 +190,11 @@ class Batches:
             return
         with _FileRows.of(X) as x_file, _FileRows.of(y) as y_file:
             take_x = X.__getitem__ if x_file is None else x_file.read
+            if order is not None and x_file is None and type(X) is np.ndarray and X.ndim > 1:
+                # X.take(rows, axis=0) is X[rows] (the same copy, C-ordered) at a quarter to
+                # two thirds of its cost for a few dozen rows: NumPy's fancy indexing prepares
+                # an index per axis
+                take_x = _taker(X)
             take_y = (lambda rows: None) if y is None else y.__getitem__
             take_y = take_y if y_file is None else y_file.read
             for start in range(first * k, len(self) * k, k):
@@ -216,6 +221,12 @@ class Batches:
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, n_batches={len(self)}, "
             f"variant={self.variant!r})"
         )
+
+
+def _taker(X: np.ndarray):
+    """``rows -> X.take(rows, axis=0)`` (a closure: faster to call than a ``partial``)."""
+    take = X.take
+    return lambda rows: take(rows, axis=0)
 
 
 def _views_of_rows(X: np.ndarray, y: np.ndarray | None) -> bool:
