@@ -62,9 +62,14 @@ class GD(Optimizer):
         super().__init__(lr, weight_decay=weight_decay, clip_norm=clip_norm)
 
     @property
+    def _plain_update(self) -> bool:
+        """Whether this is plain GD's update (not a subclass's rule of its own): its axpy
+        needs no scratch array, and its steps may be bound or folded into a product."""
+        return type(self)._update is GD._update
+
+    @property
     def _uses_scratch(self) -> bool:
-        # the axpy below needs none (a subclass with a rule of its own may)
-        return type(self)._update is not GD._update
+        return not self._plain_update
 
     def _update(
         self, theta: np.ndarray, g: np.ndarray, state: dict[str, Any], lr: float, tmp: np.ndarray
@@ -80,7 +85,7 @@ class GD(Optimizer):
         # theta <- theta - lr * g: the axpy each parameter's _update just bound, and the gemm
         # each folded parameter's step_from_product did (the same numbers as _update, which a
         # subclass with a rule of its own keeps)
-        if type(self)._update is not GD._update:
+        if not self._plain_update:
             return None
         states = zip(params, self._state, strict=True)
         axpys = [st["axpy"] for p, st in states if p.grad is not None]
@@ -91,7 +96,7 @@ class GD(Optimizer):
     def folds_products(self) -> bool:
         """True for plain gradient descent (no clipping, which needs every gradient's norm, no
         weight decay, and not a subclass with a rule of its own)."""
-        return type(self)._update is GD._update and self.clip_norm is None and not self.weight_decay
+        return self._plain_update and self.clip_norm is None and not self.weight_decay
 
     def step_from_product(self, theta: np.ndarray, a: np.ndarray, b: np.ndarray, lr: float) -> None:
         r"""This rule's step for a gradient given as the product ``a.T @ b``, not written out.

@@ -192,11 +192,13 @@ def squared_norm(a: np.ndarray) -> float:
 
 
 def _blas_ready(*arrays: np.ndarray) -> bool:
-    # one dtype, C order, and the last one (the output) writeable
-    return (
-        all(x.dtype == arrays[-1].dtype and x.flags.c_contiguous for x in arrays)
-        and arrays[-1].flags.writeable
-    )
+    # one dtype, C order, and the last one (the output) writeable (a loop, not all() over a
+    # generator: this is asked at every folded update)
+    out = arrays[-1]
+    for x in arrays:
+        if x.dtype != out.dtype or not x.flags.c_contiguous:
+            return False
+    return out.flags.writeable
 
 
 def _no_array() -> None:
@@ -240,14 +242,8 @@ class GemmUpdate:
         n = a.shape[0]
         if a.shape != (n, p) or b.shape != (n, q):
             raise ValueError(f"a has shape {a.shape} and b {b.shape}; expected (n, {p}), (n, {q})")
-        dtype = c.dtype
-        if (
-            fns is None
-            or a.dtype != dtype
-            or b.dtype != dtype
-            or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.writeable)
-        ):
-            c += np.dot(a.T, b) * dtype.type(alpha)
+        if fns is None or not _blas_ready(a, b, c):
+            c += np.dot(a.T, b) * c.dtype.type(alpha)
             return
         if self._b() is not b:
             self._b, self._b_ptr = weakref.ref(b), _address(b)
@@ -281,8 +277,7 @@ class Axpy:
         fn = _AXPY.get(y.dtype) if _AXPY is not None else None
         self._call = None
         self._tmp = None
-        ready = x.dtype == y.dtype and x.flags.c_contiguous and y.flags.c_contiguous
-        if fn is not None and ready and y.flags.writeable:  # (as _blas_ready, without its loop)
+        if fn is not None and _blas_ready(x, y):
             self._call = (fn, y.size, _address(x), _address(y))
         else:
             self._tmp = np.empty_like(y)
