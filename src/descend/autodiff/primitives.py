@@ -15,7 +15,8 @@ to it.
 Some rows take an optional ``out=``: the forward's result (or, for a vjp, a tuple with one array
 or None per input) is written into arrays the caller gives, by the same formula, so that the
 compiled step (:mod:`descend.compile`) can reuse its buffers from one update to the next. The
-formula is written once: without ``out`` the same code allocates its result.
+formula is written once: without ``out`` the same code allocates its result (``linear``'s vjp
+writes ``dC/dx`` into a column-major ``out`` as its row-major transpose ``W g^T``: the same sums).
 Broadcasting is undone in one place, :func:`unbroadcast`.
 """
 
@@ -143,10 +144,44 @@ def _linear_vjp(g, ans, needs, x, w, b, out=None):
     # z = x @ W + b  ->  dC/dx = g W^T,  dC/dW = x^T g,  dC/db = sum of g over the samples.
     # np.dot goes straight to BLAS gemm; np.matmul takes a slow path for the rank-1 case (batch 1).
     out_x, out_w, out_b = (None, None, None) if out is None else out
-    dx = _dot(g, w.T, out=out_x) if needs[0] else None
+    dx = None
+    if needs[0]:
+        if out_x is not None and out_x.flags.f_contiguous and not out_x.flags.c_contiguous:
+            # a column-major out_x (the compiled step's transposed_dx rewrite): its transpose
+            # is row-major, and (g W^T)^T = W g^T is written there, the same sums through the
+            # BLAS kernel for W's own layout
+            _dot(w, g.T, out=out_x.T)
+            dx = out_x
+        else:
+            dx = _dot(g, w.T, out=out_x)
     dw = _dot(x.T, g, out=out_w) if needs[1] else None
-    db = np.add.reduce(g, axis=0, out=out_b) if needs[2] else None
+    db = _row_sum(g, out=out_b) if needs[2] else None
     return dx, dw, db
+
+
+def _row_sum(g, out=None):
+    # the sum of g's rows, as the product 1^T g: one BLAS gemv, two to three times faster than
+    # np.add.reduce(g, axis=0) on a C-ordered g (32 x 128 float32: 0.6 against 1.7 us; 2,048 x
+    # 256: 20 against 68 us). Equal to that sum up to rounding (the BLAS adds in its own order).
+    if g.ndim != 2 or g.dtype not in _BLAS_FLOATS:
+        return np.add.reduce(g, axis=0, out=out)
+    return _dot(_ones(g.shape[0], g.dtype), g, out=out)
+
+
+def _ones(n, dtype):
+    # a read-only vector of n ones, made once per length and dtype
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) >= 64:
+            _ONES.clear()
+        ones = np.ones(n, dtype)
+        ones.flags.writeable = False
+        _ONES[n, dtype] = ones
+    return ones
+
+
+_ONES: dict[tuple, np.ndarray] = {}
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _max_vjp(g, ans, needs, x, axis=None, keepdims=False):
