@@ -500,3 +500,64 @@ def test_a_fused_cost_is_its_forward_and_its_vjp_bit_for_bit(dtype, targets):
     np.testing.assert_array_equal(grad, prim.vjp(g, cost, (True,), z, target=target)[0])
     out = np.empty_like(z)
     assert prim.fused(z, target=target, g=g, out=(out,))[1][0] is out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_transposed_dx_writes_dx_column_major_and_gives_the_eager_numbers(case, dtype, monkeypatch):
+    # taken here for every linear layer's dC/dx, whatever the backend would choose
+    monkeypatch.setattr(rewrites, "transposed_product_faster", lambda *shape: True)
+    build, loss, kind = CASES[case]
+    loss_fn = ds.losses.get(loss) if isinstance(loss, str) else loss
+    eager, compiled = build(dtype), build(dtype)
+    X, y = _data(12, 5, dtype, kind)
+    opt_e, opt_c = ds.optim.Momentum(0.05), ds.optim.Momentum(0.05)
+    step = compile_step(compiled, loss_fn, opt_c, X, y, rewrite=("transposed_dx", "buffers"))
+    tol = TOL[dtype]
+    for _ in range(3):
+        cost_e, grads_e = _eager_step(eager, loss_fn, opt_e, X, y)
+        assert step.run(X, y) == pytest.approx(cost_e, rel=tol)
+        for name, p in compiled.named_parameters().items():
+            np.testing.assert_allclose(p.grad, grads_e[name], rtol=tol, atol=tol, err_msg=name)
+    for a, b in zip(compiled.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=tol, atol=tol)
+    marked = [op for op in step.plan.ops if rewrites.TRANSPOSED in op.marks]
+    takes_dx = [op for op in step.plan.ops if op.kind == "vjp" and op.prim.name == "linear"
+                and op.outs[0] is not None]  # fmt: skip
+    assert marked == takes_dx and marked  # every hidden layer's dC/dx, in these models
+    for op in marked:
+        dx = op.out_buffers[0]
+        assert dx.flags.f_contiguous and not dx.flags.c_contiguous
+        assert step._last.executor.env[op.outs[0]] is dx
+    assert "transposed_dx" in str(step.plan)
+    plain = compile_step(build(dtype), loss_fn, ds.optim.Momentum(0.05), X, y, rewrite=("buffers",))
+    plain.run(X, y)
+    assert "buffers" in str(plain.plan)
+    assert not any(rewrites.TRANSPOSED in op.marks for op in plain.plan.ops)
+
+
+def test_transposed_dx_is_chosen_by_the_backend_for_thin_float32_batches():
+    from descend.compile.backend import blas_available, transposed_product_faster
+
+    X, y = _data(32, 128, np.float32, "classes")
+    step = compile_step(Residual(128, 3, np.float32), ds.losses.categorical_cross_entropy,
+                        ds.optim.GD(0.1), X, y)  # fmt: skip
+    step.run(X, y)
+    marked = [op for op in step.plan.ops if rewrites.TRANSPOSED in op.marks]
+    assert bool(marked) == blas_available()  # the inner layer's dC/dx: 32 x 128 x 128
+    assert not transposed_product_faster(32, 128, 128, np.float64)
+    assert not transposed_product_faster(2048, 128, 128, np.float32)
+    assert not transposed_product_faster(32, 10, 128, np.float32)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_linear_vjp_writes_dx_into_either_layout_with_the_same_numbers(order):
+    rng = np.random.default_rng(0)
+    g, x = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+    w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    out = (np.empty((6, 3), order=order), np.empty((3, 4)), np.empty(4))
+    dx, dw, db = PRIMITIVES["linear"].vjp(g, None, (True, True, True), x, w, b, out=out)
+    assert dx is out[0] and dw is out[1] and db is out[2]
+    np.testing.assert_allclose(dx, g @ w.T, rtol=1e-12)
+    np.testing.assert_allclose(dw, x.T @ g, rtol=1e-12)
+    np.testing.assert_allclose(db, g.sum(axis=0), rtol=1e-12)

@@ -11,6 +11,7 @@ same plans by providing a module with these names:
   threads the matrix products use;
 * :func:`map_pieces`, :func:`n_workers`, :func:`split_rows`: independent pieces of one
   computation (row blocks, prediction chunks) on the cores, in a fixed assignment;
+* :func:`transposed_product_faster`: which layout of ``dC/dx = g W^T`` the BLAS computes faster;
 * :func:`finite`, :func:`squared_norm`: whether every value of an array is finite, in one pass
   in the common case (the sum of the squares, one BLAS ``dot``).
 
@@ -34,13 +35,14 @@ from descend.compile.backend.blas import (
     release_idle_workers,
     single_thread_if_small,
     squared_norm,
+    transposed_product_faster,
 )
 from descend.compile.backend.threads import map_pieces, n_workers, split_rows
 
 __all__ = [
     "Axpy", "GemmUpdate", "axpy", "blas_available", "blas_threads", "finite", "gemm_update",
     "map_pieces", "n_workers", "release_idle_workers", "single_thread_if_small", "split_rows",
-    "squared_norm",
+    "squared_norm", "transposed_product_faster",
 ]  # fmt: skip
 
 
