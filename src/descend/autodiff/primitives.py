@@ -279,6 +279,11 @@ def _exp_and_total(shifted, axis=-1, out=None):
     # e^shifted and its total along the axis (softmax = e / total; log softmax = shifted
     # minus log total)
     e = np.exp(shifted, out=out)
+    if e.ndim == 2 and axis in (-1, 1) and e.dtype in _BLAS_FLOATS:
+        # each row's total as the product e 1 (one BLAS gemv): NumPy sums a short row in a
+        # loop of its own (10 classes, float32: 32 rows 1.1 against 2.6 us, 2,048 rows 6
+        # against 45 us); equal up to rounding
+        return e, _dot(e, _ones(e.shape[1], e.dtype))[:, None]
     return e, _sum_reduce(e, axis=axis, keepdims=True)
 
 
