@@ -94,3 +94,18 @@ def test_finite_finds_every_nan_and_inf_and_accepts_large_finite_values(dtype, n
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning reaches the user
         assert squared_norm(large) == np.inf and finite(large)
+
+
+def test_squared_norm_follows_an_array_that_comes_back_changed_or_replaced():
+    squared_norm = _blas.squared_norm
+    a = np.arange(6, dtype=np.float32)
+    assert squared_norm(a) == 55.0
+    a[:] = 1.0
+    assert squared_norm(a) == 6.0  # the same buffer, new values
+    if _blas._DOT is not None:  # its data cannot move while its address is remembered
+        with pytest.raises(ValueError):
+            a.resize(20, refcheck=False)
+    for n in (3, 50, 7):  # new arrays, perhaps at a freed array's id
+        b = np.full(n, 3.0)
+        assert squared_norm(b) == 9.0 * n
+        del b
