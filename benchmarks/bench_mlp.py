@@ -1245,9 +1245,10 @@ def main(argv=None) -> int:
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed runs, best is kept (3)")
     parser.add_argument(
-        "--processes", type=int, default=2,
+        "--processes", type=int, default=3,
         help="worker processes per cell, taken in turns with the other libraries; the fastest "
-        "is kept (2): on a shared virtual machine a whole process can run 10-40%% slow",
+        "is kept (3): on a shared virtual machine the machine runs 10-40%% slow for seconds "
+        "to minutes at a time",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gemm-size", type=int, default=2048, help="square GEMM size (2048)")
