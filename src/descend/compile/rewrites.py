@@ -343,9 +343,8 @@ def _gradient_buffers(names: list[str], specs: list, shared) -> GradientBuffers 
 
 def _buffer_layout(plan: Plan) -> tuple[list, list[str], list]:
     """Which calls write into buffers: ``(index, is a vjp, per output: (slot, shape, dtype,
-    order) or
-    None)``, the gradients among their outputs (names) and those gradients' shapes and
-    dtypes."""
+    order) or None)``, the gradients among their outputs (names) and those gradients' shapes
+    and dtypes."""
     calls = []
     for i, op in enumerate(plan.ops + plan.output_ops):
         fn = op_function(op)
