@@ -85,11 +85,12 @@ ALL = ("fuse_cost", "fold_gd", "transposed_dx", "buffers", "shards")
 """Every rewrite, by name, in the order they are applied."""
 
 # fold_gd: only a weight of more entries than this. A folded update is one BLAS call through
-# ctypes (about 9 us of fixed cost) and a bound on its factors (four reductions); a smaller
-# weight's gradient product and axpy cost less. Measured (one BLAS thread, float32, n rows;
-# written out + axpy against folded + bound, us): 128x128 n=32: 14.6 vs 22.8, n=1: 8.3 vs 19.3;
-# 256x256 n=32: 57.6 vs 59.0, n=1: 21.5 vs 16.2; 784x256 n=32: 190 vs 166; 512x512 n=32: 256
-# vs 208.
+# ctypes and a bound on its factors; a smaller weight's gradient product and axpy cost less.
+# Measured (one BLAS thread, float32, n rows; written out + axpy against folded + bound, us;
+# the bound then four reductions, now two dot products): 128x128 n=32: 14.6 vs 22.8, n=1: 8.3
+# vs 19.3; 256x256 n=32: 57.6 vs 59.0, n=1: 21.5 vs 16.2; 784x256 n=32: 190 vs 166; 512x512
+# n=32: 256 vs 208. Again with today's bound, the residual block 64-128-[128-128]+-10 at n=32
+# with its 128x128 weights folded: 184 against 176 us an update (medians of 8 epochs).
 FOLD_MIN_WEIGHT = 65536
 # shards: a batch of at least SHARD_MIN_ROWS rows and SHARD_MIN_FLOPS in its products is cut
 # into blocks of about SHARD_ROWS rows (a block's activations then stay in the cache).
@@ -260,7 +261,8 @@ def transpose_dx(plan: Plan) -> int:
     keep = set(plan.grads.values()) | set(plan.folded_slots())  # row-major: read by BLAS calls
     marked = 0
     for op in plan.ops:
-        if op.kind != "vjp" or op.prim.name != "linear" or op.outs[0] in keep | {None}:
+        dx = op.outs[0] if op.kind == "vjp" and op.prim.name == "linear" else None
+        if dx is None or dx in keep:
             continue
         g, w = plan.slots[op.ins[0]], plan.slots[op.ins[4]]
         if (

@@ -102,9 +102,8 @@ _LIB = _library()
 _P, _ORDER = ctypes.c_void_p, ctypes.c_int  # a pointer; a CBLAS enumeration
 # n, alpha, x, incx, y, incy
 _AXPY = _bind("axpy")
-# n, x, incx, y, incy -> the dot product (C values: see squared_norm)
+# n, x, incx, y, incy -> the dot product
 _DOT = _bind("dot", returns=True)
-_NORM_ARGS: dict[int, tuple] = {}
 # called by GemmUpdate with C values of these types (made once):
 # gemm: order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc (enumerations:
 # C int; sizes: the integer type; alpha, beta: real; A, B, C: pointers)
@@ -215,6 +214,24 @@ def _address(a: np.ndarray) -> int:
 _addressof, _char_at = ctypes.addressof, ctypes.c_char.from_buffer
 
 
+def _pointer(a: np.ndarray) -> ctypes.c_void_p:
+    """The address of ``a``'s data as the C value passed, remembered for the next call with the
+    same array (a step's buffer comes back at every update): the last 64 arrays, by weak
+    reference. Their data cannot have moved: NumPy does not resize an array that has one."""
+    known = _POINTERS.get(id(a))
+    if known is not None and known[0]() is a:
+        return known[1]
+    if len(_POINTERS) >= 64:
+        _POINTERS.clear()
+    ptr = _P(_address(a))
+    # an id is reused only once its array is gone, which the weak reference tells
+    _POINTERS[id(a)] = (weakref.ref(a), ptr)
+    return ptr
+
+
+_POINTERS: dict[int, tuple] = {}
+
+
 def squared_norm(a: np.ndarray) -> float:
     """The sum of the squares of ``a``'s entries (a float array), as one BLAS ``dot``: NaN when
     ``a`` holds NaN, inf when it holds an inf or the sum overflows (silently: no NumPy warning).
@@ -228,22 +245,11 @@ def squared_norm(a: np.ndarray) -> float:
     >>> squared_norm(np.array([1e300], np.float64))
     inf
     """
-    known = _NORM_ARGS.get(id(a))
-    # an array seen before (a step's buffer); its data cannot have moved: NumPy does not resize
-    # an array that has a weak reference
-    if known is not None and known[0]() is a:
-        _, fn, size, ptr, one = known
-        return fn(size, ptr, one, ptr, one)
     bound = _DOT.get(a.dtype) if _DOT is not None else None
     if bound is not None and a.flags.c_contiguous and a.size:
         fn, _, integer = bound
-        if len(_NORM_ARGS) >= 64:
-            _NORM_ARGS.clear()
-        # the arguments as C values, kept for the next call with this array (weakly: the
-        # array's lifetime is its owner's; its id is reused only once it is gone)
-        size, ptr, one = integer(a.size), _P(_address(a)), integer(1)
-        _NORM_ARGS[id(a)] = (weakref.ref(a), fn, size, ptr, one)
-        return fn(size, ptr, one, ptr, one)
+        ptr, one = _pointer(a), integer(1)
+        return fn(integer(a.size), ptr, one, ptr, one)
     v = a.reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.dot(v, v))
@@ -257,10 +263,6 @@ def _blas_ready(*arrays: np.ndarray) -> bool:
         if x.dtype != out.dtype or not x.flags.c_contiguous:
             return False
     return out.flags.writeable
-
-
-def _no_array() -> None:
-    return None
 
 
 class GemmUpdate:
@@ -282,7 +284,7 @@ class GemmUpdate:
            [-3., -3.]])
     """
 
-    __slots__ = ("c", "_fns", "_consts", "_b", "_b_ptr", "_n", "_alpha")
+    __slots__ = ("c", "_fns", "_consts")
 
     def __init__(self, c: np.ndarray) -> None:
         self.c = c
@@ -297,12 +299,6 @@ class GemmUpdate:
                 _ORDER(_ROW_MAJOR), _ORDER(_TRANS), _ORDER(_NO_TRANS), integer(p), integer(q),
                 integer(1), real(1.0), _P(_address(c)),
             )  # fmt: skip
-        # the last b (weakly: a step's buffer is not kept alive by this) and its address: b is
-        # most often a buffer that comes back at every call (a step's dC/dz), and looking an
-        # address up costs about a microsecond; the last n and alpha, given and as C values
-        self._b, self._b_ptr = _no_array, None
-        self._n: tuple = (None, None)
-        self._alpha: tuple = (None, None)
 
     def __call__(self, alpha: float, a: np.ndarray, b: np.ndarray) -> None:
         c, fns = self.c, self._fns
@@ -313,20 +309,14 @@ class GemmUpdate:
         if fns is None or not _blas_ready(a, b, c):
             c += np.dot(a.T, b) * c.dtype.type(alpha)
             return
-        if self._b() is not b:
-            self._b, self._b_ptr = weakref.ref(b), _P(_address(b))
         gemm, ger, real, integer = fns
-        if self._alpha[0] != alpha:
-            self._alpha = (alpha, real(alpha))
-        if self._n[0] != n:
-            self._n = (n, integer(n))
-        c_alpha, c_n = self._alpha[1], self._n[1]
         order, trans, no_trans, c_p, c_q, one, beta, c_ptr = self._consts
-        a_ptr = _P(_address(a))
+        # b is most often a step's buffer (dC/dz), which comes back at every call
+        a_ptr, b_ptr, c_alpha = _P(_address(a)), _pointer(b), real(alpha)
         if n == 1:
-            ger(order, c_p, c_q, c_alpha, a_ptr, one, self._b_ptr, one, c_ptr, c_q)
+            ger(order, c_p, c_q, c_alpha, a_ptr, one, b_ptr, one, c_ptr, c_q)
         else:
-            gemm(order, trans, no_trans, c_p, c_q, c_n, c_alpha, a_ptr, c_p, self._b_ptr, c_q,
+            gemm(order, trans, no_trans, c_p, c_q, integer(n), c_alpha, a_ptr, c_p, b_ptr, c_q,
                  beta, c_ptr, c_q)  # fmt: skip
 
 
@@ -342,7 +332,7 @@ class Axpy:
     array([1., 1.])
     """
 
-    __slots__ = ("x", "y", "_call", "_tmp", "_alpha")
+    __slots__ = ("x", "y", "_call", "_tmp")
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
         if x.shape != y.shape:
@@ -351,8 +341,6 @@ class Axpy:
         bound = _AXPY.get(y.dtype) if _AXPY is not None else None
         self._call = None
         self._tmp = None
-        # the last alpha, as given and as the C value passed (a rule's -lr: most often the same)
-        self._alpha: tuple = (None, None)
         if bound is not None and _blas_ready(x, y):
             fn, real, integer = bound
             one = integer(1)
@@ -367,11 +355,7 @@ class Axpy:
             self.y += np.multiply(self.x, alpha, out=self._tmp)
             return
         fn, real, size, x_ptr, one, y_ptr = call
-        given, c_alpha = self._alpha
-        if alpha != given:
-            c_alpha = real(alpha)
-            self._alpha = (alpha, c_alpha)
-        fn(size, c_alpha, x_ptr, one, y_ptr, one)
+        fn(size, real(alpha), x_ptr, one, y_ptr, one)
 
 
 @contextmanager
